@@ -1,0 +1,1 @@
+"""Results schema (Parquet), aggregation and reports. Never imports ray."""

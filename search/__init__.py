@@ -1,0 +1,1 @@
+"""The sweep driver: experiment files, planning, the Ray Tuner, and the CLI."""

@@ -1,0 +1,57 @@
+"""``microsweep`` command line: a thin shell over functions a Python user can call directly."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from search.commands import COMMAND_MODULES
+from trainables.errors import DataError, UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _version() -> str:
+    try:
+        return version("microsweep")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microsweep",
+        description="Hyperparameter and architecture sweeps for microscopy segmentation.",
+    )
+    parser.add_argument("--version", action="version", version=f"microsweep {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"search.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except DataError as err:
+        for line in err.problems:
+            print(f"microsweep: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except UserError as err:
+        print(f"microsweep: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("microsweep: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

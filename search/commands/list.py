@@ -1,0 +1,9 @@
+"""`microsweep list`: not implemented yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("list", help="(not implemented yet)")

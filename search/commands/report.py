@@ -1,0 +1,9 @@
+"""`microsweep report`: not implemented yet."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("report", help="(not implemented yet)")

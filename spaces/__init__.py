@@ -1,0 +1,1 @@
+"""What can be searched: dimensions, distributions and search-space presets."""

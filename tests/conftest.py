@@ -1,0 +1,36 @@
+"""Shared fixtures: the real NASA data (skipped when absent), a shared local Ray runtime."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MICROSWEEP_SHARED_DATA", REPO.parent / "shared" / "data"))
+NASA = SHARED_DATA / "nasa-benchmark"
+
+
+@pytest.fixture(scope="session")
+def nasa_root() -> Path:
+    """``../shared/data/nasa-benchmark``; tests using it skip cleanly when it is absent."""
+    if not (NASA / "Super1").is_dir():
+        pytest.skip(f"real data not found at {NASA}")
+    return NASA
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray runtime for the whole session (2 CPUs, dashboard off)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _temp_dir=None,
+        )
+    yield ray
+    ray.shutdown()
