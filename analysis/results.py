@@ -102,3 +102,10 @@ def write_json_atomic(data: Any, path: str | Path) -> None:
 
 def write_bytes_atomic(data: bytes, path: str | Path) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(data))
+
+# --- per_image.parquet ------------------------------------------------------------------------
+PER_IMAGE_FILE = "per_image.parquet"
+SPLIT = "split"
+IMAGE = "image"
+IOU = "iou"
+PER_IMAGE_COLUMNS = (TRIAL, SPLIT, IMAGE, IOU)
