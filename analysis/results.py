@@ -11,6 +11,14 @@ A run folder ``STORAGE/NAME`` holds (all written atomically: temp file, fsync, r
     One row per trial; columns below plus one column per space factor (named like the key).
 ``epochs.parquet``
     One row per trial-epoch.
+``per_image.parquet``
+    One row per trial, split and image: the IoU of the trial's best-val model on that image.
+
+Optional, read by reports when present (proposed; see ``RUNGS``, ``SEEDS``, ``CHECKPOINT``):
+``run.json["rungs"]`` the ASHA rung epochs, ``run.json["seeds"]`` the repeats' seeds,
+``trials.parquet[CHECKPOINT]`` the best checkpoint folder (relative to the run folder) holding
+``predictions/{split}/{image}.png`` index masks, and ``truth/{split}/{image}.png`` index masks
+of the ground truth in the run folder (so reports never need the dataset readers).
 
 IoU values are fractions in [0, 1]; reports show percent.
 """
@@ -103,9 +111,17 @@ def write_json_atomic(data: Any, path: str | Path) -> None:
 def write_bytes_atomic(data: bytes, path: str | Path) -> None:
     _atomic_write(Path(path), lambda fh: fh.write(data))
 
+
 # --- per_image.parquet ------------------------------------------------------------------------
 PER_IMAGE_FILE = "per_image.parquet"
 SPLIT = "split"
 IMAGE = "image"
 IOU = "iou"
 PER_IMAGE_COLUMNS = (TRIAL, SPLIT, IMAGE, IOU)
+
+# --- optional keys and files read by reports when present ---------------------------------------
+RUNGS = "rungs"  # run.json: ASHA rung epochs, e.g. [1, 3, 9]
+SEEDS = "seeds"  # run.json: the seeds of the repeats, e.g. [0, 1, 2]
+CHECKPOINT = "checkpoint"  # trials.parquet: best checkpoint folder, relative to the run folder
+PREDICTIONS_DIR = "predictions"  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
+TRUTH_DIR = "truth"  # RUN/truth/{split}/{image}.png (class indices), written once per run

@@ -1,0 +1,8 @@
+"""Errors of the analysis package (which may not import ``trainables``)."""
+
+from __future__ import annotations
+
+
+class ReportError(ValueError):
+    """Bad input to a report (a path that is not a run folder, an unknown factor): one line
+    naming the file or option and how to fix it. The CLI prints it without a traceback."""

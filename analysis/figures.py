@@ -1,0 +1,216 @@
+"""Report figures as deterministic PNG bytes (matplotlib's Agg canvas, no pyplot state).
+
+PNG metadata is stripped (no software version, no date), so the same tables give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from analysis import results as R
+from analysis.aggregate import MEAN, STD, level_label, ordered
+from analysis.load import RUN
+
+DPI = 100
+MAX_PANELS = 12
+STATUS_COLOURS = {
+    R.COMPLETED: "#1f77b4",
+    R.STOPPED: "#ff7f0e",
+    R.DIVERGED: "#d62728",
+    R.ERRORED: "#7f7f7f",
+    R.INFEASIBLE: "#bcbd22",
+}
+# Accuracy map colours as in the paper, plus yellow for "right foreground, wrong class".
+TP, TN, FP, FN, WRONG_CLASS = (
+    (255, 255, 255),
+    (0, 0, 0),
+    (0, 255, 255),
+    (255, 0, 255),
+    (
+        255,
+        255,
+        0,
+    ),
+)
+
+
+def _new(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def bar_figure(long: pd.DataFrame, by: Sequence[str], *, across: str, title: str) -> bytes:
+    """Mean ± sample std bars: one group per level of ``by``, one bar per ``across`` value."""
+    frame = long.assign(
+        level=[level_label(tuple(t)) for t in long[list(by)].itertuples(index=False, name=None)]
+    )
+    levels = list(dict.fromkeys(frame["level"]))
+    cols = list(dict.fromkeys(frame[across]))
+    means = frame.pivot(index="level", columns=across, values=MEAN).reindex(levels)[cols]
+    stds = frame.pivot(index="level", columns=across, values=STD).reindex(levels)[cols]
+    n_bars = len(levels) * len(cols)
+    fig = _new(min(24.0, max(6.0, 0.22 * n_bars + 1.5)), 4.2)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(cols))
+    x = np.arange(len(levels))
+    for i, col in enumerate(cols):
+        ax.bar(
+            x + (i - (len(cols) - 1) / 2) * width,
+            means[col].to_numpy(float),
+            width,
+            yerr=stds[col].fillna(0).to_numpy(float),
+            capsize=2,
+            label=str(col),
+        )
+    ax.set_xticks(
+        x,
+        levels,
+        rotation=45 if len(levels) > 6 else 0,
+        ha="right" if len(levels) > 6 else "center",
+    )
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    if len(cols) > 1:
+        ax.legend(title=across, fontsize="small", ncols=min(4, len(cols)))
+    return to_png(fig)
+
+
+def _panel_grid(n: int) -> tuple[int, int]:
+    ncols = min(3, n)
+    return math.ceil(n / ncols), ncols
+
+
+def _curve_segments(epochs: pd.DataFrame, keys: pd.DataFrame) -> list[np.ndarray]:
+    sub = epochs.merge(keys, on=[RUN, R.TRIAL]).sort_values([RUN, R.TRIAL, R.EPOCH])
+    xy = np.column_stack([sub[R.EPOCH].to_numpy(float), sub[R.VAL_IOU].to_numpy(float) * 100])
+    ids = sub[RUN].astype(str) + "/" + sub[R.TRIAL].astype(str)
+    cuts = np.flatnonzero(ids.to_numpy()[1:] != ids.to_numpy()[:-1]) + 1
+    return [seg for seg in np.split(xy, cuts) if len(seg)]
+
+
+def _sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    if len(frame) <= limit:
+        return frame
+    return frame.sample(n=limit, random_state=seed).sort_values([RUN, R.TRIAL])
+
+
+def learning_curves(
+    trials: pd.DataFrame,
+    epochs: pd.DataFrame,
+    *,
+    across: str,
+    rungs: Mapping[str, Sequence[int]],
+    max_curves: int = 300,
+    seed: int = 0,
+) -> tuple[bytes, int, int]:
+    """Val IoU vs epoch per ``across`` value, coloured by status, ASHA rungs as dashed lines.
+
+    At most ``max_curves`` curves per panel and status are drawn (a seeded sample); returns
+    the PNG and the numbers of curves drawn and available.
+    """
+    groups = ordered(trials[across].dropna())[:MAX_PANELS]
+    nrows, ncols = _panel_grid(max(1, len(groups)))
+    fig = _new(4.2 * ncols, 3.2 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    drawn = total = 0
+    for ax, group in zip(axes, groups, strict=False):
+        here = trials[trials[across] == group]
+        for status, colour in STATUS_COLOURS.items():
+            keys = here.loc[here[R.STATUS] == status, [RUN, R.TRIAL]]
+            total += len(keys)
+            keys = _sample(keys, max_curves, seed)
+            segs = _curve_segments(epochs, keys)
+            drawn += len(segs)
+            ax.add_collection(LineCollection(segs, colors=colour, linewidths=0.7, alpha=0.5))
+        for rung in rungs.get(str(group), ()):
+            ax.axvline(rung, color="k", linestyle="--", linewidth=0.8, alpha=0.6)
+        ax.autoscale_view()
+        ax.set_ylim(0, 100)
+        ax.set_title(str(group))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val IoU (%)")
+    for ax in axes[len(groups) :]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=c, label=s) for s, c in STATUS_COLOURS.items()]
+    handles.append(Line2D([], [], color="k", linestyle="--", label="ASHA rung"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
+    return to_png(fig), drawn, total
+
+
+def bce_response(values: pd.DataFrame, *, factor: str, across: str) -> bytes:
+    """IoU (``value`` column, percent) vs ``factor`` per ``across`` value: points and means."""
+    fig = _new(6.5, 4.2)
+    ax = fig.add_subplot()
+    for group in ordered(values[across].dropna()):
+        here = values[values[across] == group]
+        x = here[factor].astype(float).to_numpy()
+        pts = ax.scatter(x, here["value"].to_numpy(float), s=8, alpha=0.35)
+        mean = here.groupby(factor)["value"].mean().sort_index()
+        ax.plot(
+            mean.index.astype(float),
+            mean.to_numpy(float),
+            "-o",
+            ms=4,
+            color=pts.get_facecolor()[0][:3],
+            label=str(group),
+        )
+    ax.set_xlabel(factor)
+    ax.set_ylabel("test IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(title=across, fontsize="small")
+    return to_png(fig)
+
+
+def accuracy_map(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """RGB map of index masks: TP white, TN black, FP cyan, FN magenta (class 0 is background;
+    a foreground pixel given the wrong foreground class is yellow)."""
+    if truth.shape != pred.shape:
+        raise ValueError(f"mask shapes differ: truth {truth.shape} vs prediction {pred.shape}")
+    out = np.zeros((*truth.shape, 3), np.uint8)
+    fg_t, fg_p = truth != 0, pred != 0
+    out[fg_t & (pred == truth)] = TP
+    out[~fg_t & ~fg_p] = TN
+    out[~fg_t & fg_p] = FP
+    out[fg_t & ~fg_p] = FN
+    out[fg_t & fg_p & (pred != truth)] = WRONG_CLASS
+    return out
+
+
+def accuracy_figure(panels: Sequence[tuple[str, str, np.ndarray]]) -> bytes:
+    """A grid of accuracy maps: rows = labels (e.g. init source), columns = images."""
+    rows = list(dict.fromkeys(p[0] for p in panels))
+    cols = list(dict.fromkeys(p[1] for p in panels))
+    fig = _new(2.4 * len(cols) + 0.6, 2.4 * len(rows) + 0.6)
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for row, col, rgb in panels:
+        ax = axes[rows.index(row), cols.index(col)]
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_title(f"{row}\n{col}", fontsize="small")
+    legend = [("TP", TP), ("TN", TN), ("FP", FP), ("FN", FN), ("wrong class", WRONG_CLASS)]
+    handles = [
+        Line2D([], [], marker="s", ls="", mec="k", mfc=np.array(c) / 255, label=n)
+        for n, c in legend
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small")
+    return to_png(fig)

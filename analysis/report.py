@@ -1,0 +1,491 @@
+"""``build_report``: one report over several run folders, in Markdown, HTML, CSV, LaTeX, JSON.
+
+Example::
+
+    from analysis import build_report
+    out = build_report(["runs/super1", "runs/ebc1"], by=["init", "decoder"], out="report")
+    # out/report.md, out/report.html, out/tables/*.csv|tex, out/figures/*.png, out/summary.json
+
+Everything is written atomically and deterministically: the same run folders and options give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures as F
+from analysis import results as R
+from analysis import stats as S
+from analysis.aggregate import (
+    aggregate,
+    check_factors,
+    compare_top,
+    format_table,
+    level_label,
+    metric_values,
+    missing_repeats,
+    status_counts,
+    top_models,
+)
+from analysis.errors import ReportError
+from analysis.load import RUN, Results, load_results
+from analysis.maps import accuracy_panels
+from analysis.render import Block, Figure, Heading, Para, Table, safe_name
+
+TITLE = "microsweep report"
+BCE = "bce_weight"
+MAX_LISTED = 20  # rows of long lists shown in the report (the CSV holds all)
+Compare = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How to cut the results. ``by``: one table per entry; an entry with several factors
+    crosses them (rows = their combinations)."""
+
+    by: tuple[tuple[str, ...], ...] = ()
+    across: str = R.DATASET
+    include_stopped: bool = False
+    compare: tuple[Compare, ...] = ()
+    accuracy_maps: bool = True
+    max_curves: int = 300
+    n_boot: int = S.N_BOOT
+    seed: int = 0
+
+
+def _varied(trials: pd.DataFrame, factors: Sequence[str]) -> list[str]:
+    return [f for f in factors if f in trials.columns and trials[f].nunique(dropna=False) > 1]
+
+
+def resolve_options(res: Results, opts: ReportOptions) -> ReportOptions:
+    """Fill defaults: ``by`` = every factor that varied; compare init imagenet vs micronet."""
+    if opts.across not in res.trials.columns:
+        check_factors(res.trials, [opts.across])
+    by = opts.by
+    if not by:
+        varied = _varied(res.trials, res.factors)
+        if not varied:
+            raise ReportError("no factor varied in these runs; pass --by FACTOR to group trials")
+        by = tuple((f,) for f in varied)
+    for group in by:
+        check_factors(res.trials, group)
+    compare = opts.compare
+    if not compare and "init" in res.trials.columns:
+        levels = set(res.trials["init"].dropna().astype(str))
+        if {"imagenet", "micronet"} <= levels:
+            compare = (("init", "imagenet", "micronet"),)
+    for factor, _, _ in compare:
+        check_factors(res.trials, [factor])
+    return ReportOptions(**{**opts.__dict__, "by": by, "compare": compare})
+
+
+def _rungs(res: Results, across: str) -> dict[str, list[int]]:
+    """ASHA rungs per ``across`` value: ``run.json["rungs"]``, else where stopped trials ended."""
+    out: dict[str, set[int]] = {}
+    for run in res.runs:
+        here = res.trials[res.trials[RUN] == run.index]
+        rungs = run.rungs
+        if rungs is None:
+            stopped = here.loc[here[R.STATUS] == R.STOPPED, R.EPOCHS].dropna().astype(int)
+            rungs = tuple(sorted(set(stopped)))[:10]
+        for group in here[across].dropna().astype(str).unique():
+            out.setdefault(group, set()).update(rungs)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _runs_section(res: Results) -> list[Block]:
+    rows = []
+    for run in res.runs:
+        here = res.trials[res.trials[RUN] == run.index]
+        counts = here[R.STATUS].value_counts()
+        rows.append(
+            {
+                "run": run.path,
+                "experiment": run.experiment,
+                "dataset": run.dataset,
+                "trials": len(here),
+                **{s: int(counts.get(s, 0)) for s in R.STATUSES},
+            }
+        )
+    table = pd.DataFrame(rows).set_index("run")
+    return [Heading("Runs"), Table("runs", "Run folders and trial statuses", table)]
+
+
+def _method_note(opts: ReportOptions) -> Para:
+    what = "test IoU (%) of completed trials"
+    if opts.include_stopped:
+        what += (
+            "; ASHA-stopped trials are **included** with their val IoU at the last rung they "
+            "reached (they have no test IoU)"
+        )
+    return Para(
+        f"Cells: mean ± sample standard deviation (ddof=1) of {what}, n = number of trials. "
+        "A cell with one trial shows its value alone; an empty cell had no such trial. "
+        "Stopped, diverged, errored and infeasible trials are counted in the status tables."
+    )
+
+
+def _num(value: object) -> object:
+    """JSON-ready number: NaN → None, floats rounded to 6 decimals, numpy scalars unboxed."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 6)
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{str(k): _num(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+class _Builder:
+    def __init__(self, res: Results, opts: ReportOptions, progress: Callable[[str], None]):
+        self.res, self.opts, self.progress = res, opts, progress
+        self.blocks: list[Block] = []
+        self.summary: dict = {
+            "schema": 1,
+            "metric": "completed trials' test IoU (%)",
+            "std": "sample standard deviation (ddof=1)",
+            "include_stopped": opts.include_stopped,
+            "across": opts.across,
+            "runs": [
+                {"path": r.path, "experiment": r.experiment, "dataset": r.dataset} for r in res.runs
+            ],
+            "tables": {},
+            "status": {},
+            "top_models": {},
+            "comparisons": [],
+        }
+
+    def add(self, *blocks: Block) -> None:
+        self.blocks.extend(blocks)
+
+    def factor_section(self, by: tuple[str, ...]) -> None:
+        res, across = self.res, self.opts.across
+        name = "_".join(safe_name(b) for b in by)
+        label = " × ".join(by)
+        self.progress(f"tables by {label}")
+        long = aggregate(
+            res.trials,
+            by,
+            across=across,
+            epochs=res.epochs,
+            include_stopped=self.opts.include_stopped,
+        )
+        wide = format_table(long, by, across=across)
+        status = status_counts(res.trials, list(by))
+        status.index = [level_label(i) for i in status.index]
+        status.index.name = label
+        top = top_models(res.trials, by, across=across)
+        self.add(
+            Heading(f"IoU by {label}"),
+            Table(f"iou_by_{name}", f"IoU (%) by {label}: mean±std (n)", wide, data=long),
+            Figure(
+                f"iou_by_{name}",
+                f"Mean ± sample std of IoU by {label}",
+                F.bar_figure(long, by, across=across, title=f"IoU by {label}"),
+            ),
+            Table(f"status_by_{name}", f"Trial status by {label}", status),
+            Table(
+                f"top_by_{name}",
+                f"Top model per {label} (best val IoU; its test IoU)",
+                self._top_shown(top, by),
+                data=top,
+                index=False,
+            ),
+        )
+        key = label
+        self.summary["tables"][key] = _records(long)
+        self.summary["status"][key] = _records(status.reset_index())
+        self.summary["top_models"][key] = _records(top)
+
+    def _top_shown(self, top: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+        if top.empty:
+            return pd.DataFrame(columns=[*by, self.opts.across])
+        cells = [
+            f"{t:.1f} (val {v:.1f}, {name})"
+            for t, v, name in zip(top[R.TEST_IOU], top[R.VAL_IOU], top[R.TRIAL], strict=True)
+        ]
+        frame = top.assign(
+            level=[level_label(tuple(r)) for r in top[list(by)].itertuples(index=False, name=None)],
+            cell=cells,
+        )
+        levels = list(dict.fromkeys(frame["level"]))
+        cols = list(dict.fromkeys(frame[self.opts.across]))
+        wide = frame.pivot(index="level", columns=self.opts.across, values="cell")
+        wide = wide.reindex(levels)[cols].fillna("")
+        wide.index.name, wide.columns.name = " × ".join(by), None
+        return wide
+
+    def compare_section(self, factor: str, a: str, b: str) -> None:
+        res, opts = self.res, self.opts
+        self.progress(f"comparing {factor} {a} vs {b}")
+        top = compare_top(res.trials, factor, a, b, across=opts.across)
+        factors = [f for f in res.factors if f in res.trials.columns]
+        paired = S.paired_by(
+            res.trials,
+            factor,
+            a,
+            b,
+            factors=factors,
+            across=opts.across,
+            n_boot=opts.n_boot,
+            seed=opts.seed,
+        )
+        name = safe_name(f"{factor}_{a}_vs_{b}")
+        self.add(
+            Heading(f"{factor}: {b} vs {a}"),
+            Para(
+                f"Relative error reduction of the top `{b}` model over the top `{a}` model "
+                "(top = best val IoU; its test IoU), error = 100 − IoU, "
+                "reduction = (e_a − e_b) / e_a."
+            ),
+            Table(
+                f"top_{name}",
+                f"Top models: {factor} {a} vs {b}",
+                top.set_index(opts.across),
+                data=top,
+                index=False,
+            ),
+            Para(
+                f"Paired comparison: trials of `{a}` and `{b}` sharing the dataset, every "
+                f"other factor and the seed; difference = {b} − {a} in IoU points; 95% CI "
+                f"by bootstrap ({opts.n_boot} resamples, seed {opts.seed}); p from the "
+                "two-sided Wilcoxon signed-rank test; win rate of "
+                f"`{b}` (ties count ½)."
+            ),
+            Table(
+                f"paired_{name}",
+                f"Paired comparison: {factor} {b} − {a}",
+                self._paired_shown(paired),
+                data=paired,
+                index=False,
+            ),
+        )
+        self.summary["comparisons"].append(
+            {
+                "factor": factor,
+                "a": a,
+                "b": b,
+                "top_models": _records(top),
+                "paired": _records(paired),
+            }
+        )
+
+    def _paired_shown(self, paired: pd.DataFrame) -> pd.DataFrame:
+        across = self.opts.across
+        if paired.empty:
+            return pd.DataFrame(columns=[across, "pairs"])
+        shown = pd.DataFrame(
+            {
+                across: paired[across],
+                "pairs": paired["n_pairs"],
+                "mean diff": paired["mean_diff"].map(lambda v: f"{v:+.2f}"),
+                "95% CI": [
+                    f"[{lo:+.2f}, {hi:+.2f}]"
+                    for lo, hi in zip(paired["ci_low"], paired["ci_high"], strict=True)
+                ],
+                "Wilcoxon p": paired["p_value"].map(
+                    lambda p: "" if not math.isfinite(p) else f"{p:.3g}"
+                ),
+                "win rate": paired["win_rate"].map(
+                    lambda w: "" if not math.isfinite(w) else f"{w:.0%}"
+                ),
+                "unpaired a/b": [
+                    f"{x}/{y}"
+                    for x, y in zip(paired["unpaired_a"], paired["unpaired_b"], strict=True)
+                ],
+            }
+        )
+        return shown.set_index(across)
+
+    def curves_section(self) -> None:
+        res, opts = self.res, self.opts
+        if res.epochs.empty:
+            return
+        self.progress("learning curves")
+        png, drawn, total = F.learning_curves(
+            res.trials,
+            res.epochs,
+            across=opts.across,
+            rungs=_rungs(res, opts.across),
+            max_curves=opts.max_curves,
+            seed=opts.seed,
+        )
+        note = "" if drawn >= total else f" ({drawn} of {total} trials drawn, a seeded sample)"
+        self.add(
+            Heading("Learning curves"),
+            Figure(
+                "learning_curves",
+                f"Val IoU per epoch, coloured by trial status; dashed lines mark ASHA rungs{note}",
+                png,
+            ),
+        )
+
+    def bce_section(self) -> None:
+        res, opts = self.res, self.opts
+        trials = res.trials
+        if BCE not in trials.columns or trials[BCE].dropna().nunique() < 2:
+            return
+        self.progress("BCE-weight response")
+        vals = metric_values(trials, res.epochs, include_stopped=opts.include_stopped)
+        vals = vals[vals[BCE].notna()]
+        if vals.empty:
+            return
+        self.add(
+            Heading("BCE-weight response"),
+            Figure(
+                "bce_response",
+                f"IoU vs {BCE} (points: trials; line: mean per level)",
+                F.bce_response(vals, factor=BCE, across=opts.across),
+            ),
+        )
+
+    def maps_section(self, factor: str = "init") -> None:
+        if not self.opts.accuracy_maps:
+            return
+        self.progress("accuracy maps")
+        panels = accuracy_panels(self.res, factor=factor, across=self.opts.across)
+        if not panels:
+            return
+        self.add(
+            Heading("Accuracy maps"),
+            Para(
+                f"Top model (best val IoU) of each `{factor}` level on test images: true "
+                "positive white, true negative black, false positive cyan, false negative "
+                "magenta, wrong foreground class yellow."
+            ),
+        )
+        for group, items in panels.items():
+            self.add(
+                Figure(
+                    f"accuracy_{safe_name(group)}",
+                    f"Accuracy maps, {group}",
+                    F.accuracy_figure(items),
+                )
+            )
+
+    def repeats_section(self) -> None:
+        res = self.res
+        seeds = {r.index: r.seeds for r in res.runs if r.seeds}
+        missing = missing_repeats(res.trials, res.factors, seeds)
+        absent = missing[missing["absent"].map(len) > 0]
+        self.summary["missing_repeats"] = {
+            "configs_with_absent_repeats": len(absent),
+            "configs_with_incomplete_repeats": len(missing),
+        }
+        self.add(Heading("Repeats"))
+        if missing.empty:
+            self.add(Para("Every configuration has all its repeats completed."))
+            return
+        self.add(
+            Para(
+                f"{len(absent)} configuration(s) lack a repeat entirely (absent seeds) and "
+                f"{len(missing)} have repeats that did not complete; the first "
+                f"{min(MAX_LISTED, len(missing))} are listed, all are in "
+                "`tables/missing_repeats.csv`."
+            )
+        )
+        shown = missing.drop(columns=[RUN]).head(MAX_LISTED)
+        data = missing.assign(
+            absent=missing["absent"].map(_seeds_text),
+            not_completed=missing["not_completed"].map(_seeds_text),
+        )
+        self.add(
+            Table(
+                "missing_repeats",
+                "Configurations with missing repeats",
+                shown,
+                data=data,
+                index=False,
+            )
+        )
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    return " ".join(str(s) for s in seeds)
+
+
+def assemble(res: Results, opts: ReportOptions, progress: Callable[[str], None]) -> _Builder:
+    """All blocks and the summary of a report (no files written)."""
+    opts = resolve_options(res, opts)
+    b = _Builder(res, opts, progress)
+    b.add(*_runs_section(res), _method_note(opts))
+    b.summary["by"] = [" × ".join(g) for g in opts.by]
+    for group in opts.by:
+        b.factor_section(group)
+    for factor, lvl_a, lvl_b in opts.compare:
+        b.compare_section(factor, lvl_a, lvl_b)
+    b.curves_section()
+    b.bce_section()
+    b.maps_section()
+    b.repeats_section()
+    return b
+
+
+def _write_all(out: Path, b: _Builder) -> None:
+    from analysis import render
+
+    written: set[Path] = set()
+
+    def put(rel: str, data: bytes) -> None:
+        R.write_bytes_atomic(data, out / rel)
+        written.add(out / rel)
+
+    for block in b.blocks:
+        if isinstance(block, Table):
+            put(f"tables/{block.name}.csv", render.to_csv(block).encode())
+            put(f"tables/{block.name}.tex", render.to_latex(block).encode())
+        elif isinstance(block, Figure):
+            put(f"figures/{block.name}.png", block.png)
+    put("report.md", render.to_markdown(TITLE, b.blocks).encode())
+    put("report.html", render.to_html(TITLE, b.blocks).encode())
+    R.write_json_atomic(b.summary, out / "summary.json")
+    for sub, exts in (("tables", {".csv", ".tex"}), ("figures", {".png"})):
+        for old in sorted((out / sub).glob("*")):
+            if old.suffix in exts and old not in written:
+                old.unlink()  # left over from an earlier report with other options
+
+
+def build_report(
+    paths: Iterable[str | Path],
+    *,
+    by: Sequence[str | Sequence[str]] = (),
+    across: str = R.DATASET,
+    out: str | Path = "report",
+    include_stopped: bool = False,
+    compare: Sequence[Compare] = (),
+    accuracy_maps: bool = True,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Write the report of the given run folders into ``out`` and return ``out``.
+
+    ``by``: factors to tabulate, one table each (a sequence of names inside an entry crosses
+    them); default every factor that varied. ``compare``: ``(factor, a, b)`` triples; default
+    ``("init", "imagenet", "micronet")`` when both levels ran.
+    """
+    say = progress or (lambda _msg: None)
+    say("reading run folders")
+    res = load_results(paths)
+    groups = tuple((g,) if isinstance(g, str) else tuple(g) for g in by)
+    opts = ReportOptions(
+        by=groups,
+        across=across,
+        include_stopped=include_stopped,
+        compare=tuple(tuple(c) for c in compare),
+        accuracy_maps=accuracy_maps,
+        seed=seed,
+    )
+    b = assemble(res, opts, say)
+    out = Path(out)
+    say(f"writing {out}")
+    _write_all(out, b)
+    return out
