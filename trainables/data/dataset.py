@@ -68,8 +68,9 @@ def load_dataset(
     class map does not list become class 0 with a warning instead of an error; ``workers``:
     decoding threads (default: up to 8).
     """
-    layout, results = read_all(spec, crop=crop, lenient=lenient, workers=workers)
+    layout, results = read_all(spec, lenient=lenient, workers=workers)
     errors = list(layout.errors) + [e for rs in results.values() for r in rs for e in r.errors]
+    errors += crop_errors(layout, results, crop)
     if FLAT_SPLIT in layout.splits and layout.kind == "flat":
         errors.append(
             f"{layout.root}: a flat layout needs a split file for training; run "
@@ -102,7 +103,7 @@ class PairResult:
 
 
 def read_all(
-    spec: DataSpec, *, crop: int | None, lenient: bool, workers: int | None
+    spec: DataSpec, *, lenient: bool, workers: int | None
 ) -> tuple[Layout, dict[str, list[PairResult]]]:
     """Find the pairs and decode each distinct pair once, in a thread pool."""
     layout = discover(spec.root, spec.split_file)
@@ -110,7 +111,7 @@ def read_all(
     n = workers or min(8, os.cpu_count() or 1)
 
     def read(pair: Pair) -> PairResult:
-        return read_pair(pair, spec.classes, layout, crop=crop, lenient=lenient)
+        return read_pair(pair, spec.classes, layout, lenient=lenient)
 
     if n > 1 and len(unique) > 1:
         with ThreadPoolExecutor(max_workers=n) as pool:
@@ -120,9 +121,7 @@ def read_all(
     return layout, {name: [done[p] for p in pairs] for name, pairs in layout.splits.items()}
 
 
-def read_pair(
-    pair: Pair, classes: ClassMap, layout: Layout, *, crop: int | None, lenient: bool
-) -> PairResult:
+def read_pair(pair: Pair, classes: ClassMap, layout: Layout, *, lenient: bool) -> PairResult:
     """Decode, convert and check one image/mask pair; problems go into the result."""
     res = PairResult(pair)
     img_name, mask_name = layout.show(pair.image), layout.show(pair.mask)
@@ -142,21 +141,29 @@ def read_pair(
             line = _disallowed(mask_name, classes, n_bad, res.mask.size, examples, lenient)
             (res.warnings if lenient else res.errors).append(line)
     if res.image is not None and res.mask is not None:
-        res.errors += _check_shapes(res.image.shape, res.mask.shape, (img_name, mask_name), crop)
+        res.errors += _check_shapes(res.image.shape, res.mask.shape, (img_name, mask_name))
     return res
 
 
-def _check_shapes(
-    image: tuple[int, ...], mask: tuple[int, ...], names: tuple[str, str], crop: int | None
-) -> list[str]:
-    (h, w), errors = image[:2], []
+def _check_shapes(image: tuple[int, ...], mask: tuple[int, ...], names: tuple[str, str]) -> list:
+    h, w = image[:2]
     if mask != (h, w):
-        errors.append(f"{names[1]}: mask is {mask[0]}x{mask[1]} but its image is {h}x{w}")
-    if crop and min(h, w) < crop:
-        errors.append(
-            f"{names[0]}: image {h}x{w} is smaller than the training crop {crop} "
-            "(use a smaller crop or larger images)"
-        )
+        return [f"{names[1]}: mask is {mask[0]}x{mask[1]} but its image is {h}x{w}"]
+    return []
+
+
+def crop_errors(layout: Layout, results: dict[str, list[PairResult]], crop: int | None) -> list:
+    """Training images smaller than the crop (val/test images are evaluated whole)."""
+    if not crop:
+        return []
+    errors = []
+    for r in results.get(TRAIN, results.get(FLAT_SPLIT, [])):
+        if r.image is not None and min(r.image.shape[:2]) < crop:
+            h, w = r.image.shape[:2]
+            errors.append(
+                f"{layout.show(r.pair.image)}: image {h}x{w} is smaller than the training "
+                f"crop {crop} (use a smaller crop or larger images)"
+            )
     return errors
 
 

@@ -136,7 +136,9 @@ def _match_folder(layout: Layout, split: str, images: Path, masks: Path) -> None
         pairs.append(Pair(image, mask_index[stem], stem))
     for stem, mask in mask_index.items():
         if stem not in image_index:
-            layout.warnings.append(f"{layout.show(mask)}: mask without image (ignored)")
+            layout.warnings.append(
+                f"{layout.show(mask)}: mask without image (no {images.name}/{stem}.<ext>)"
+            )
     if not image_index:
         layout.errors.append(f"{layout.show(images)}/: empty split {split!r} (no images)")
     layout.splits[split] = pairs

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from trainables.data.classmaps import ClassMap, get_class_map
 from trainables.errors import UserError
 
@@ -94,3 +96,55 @@ def _existing_file(path: Path, key: str) -> Path:
             f"({key} is relative to data.root unless absolute)"
         )
     return path
+
+
+def load_data_spec(
+    target: Path, *, classes: object = None, split_file: str | None = None
+) -> DataSpec:
+    """A :class:`DataSpec` from a dataset folder or a YAML file, with optional overrides.
+
+    ``target`` is a dataset root, or a YAML file holding a ``data:`` block (or the block itself
+    at top level) whose relative ``root`` is taken from the YAML file's folder. ``split_file``
+    is relative to the root unless absolute; a path found from the current folder also works.
+    """
+    target = Path(target).expanduser()
+    if target.is_dir():
+        mapping: dict[str, object] = {"root": str(target.resolve())}
+        base_dir = Path.cwd()
+    elif target.is_file():
+        mapping, base_dir = _read_block(target), target.resolve().parent
+    else:
+        raise UserError(f"'{target}' does not exist; give a dataset folder or a YAML file")
+    if classes is not None:
+        mapping["classes"] = classes
+    if split_file is not None:
+        mapping["split_file"] = _cli_split_file(mapping, base_dir, split_file)
+    if mapping.get("classes") is None:
+        raise UserError(
+            f"no classes for '{target}': pass --classes (superalloy, ebc) "
+            "or set data.classes in the YAML file"
+        )
+    return DataSpec.from_mapping(mapping, base_dir=base_dir)
+
+
+def _read_block(path: Path) -> dict[str, object]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path}: cannot read YAML ({first})") from None
+    if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
+        return dict(doc["data"])
+    if isinstance(doc, dict) and ("root" in doc or "split_file" in doc):
+        return dict(doc)
+    raise UserError(f"{path}: expected a `data:` block with `root:` (or the block at top level)")
+
+
+def _cli_split_file(mapping: dict[str, object], base_dir: Path, split_file: str) -> str:
+    path = Path(split_file).expanduser()
+    root = mapping.get("root")
+    if path.is_absolute() or root is None:
+        return str(path.resolve()) if root is not None else str(path)
+    if (base_dir / str(root) / path).is_file() or not path.is_file():
+        return str(path)  # relative to root, as in the data block
+    return str(path.resolve())  # found from the current folder
