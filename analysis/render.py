@@ -105,6 +105,7 @@ caption{caption-side:top;text-align:left;font-style:italic;color:#555;padding-bo
 th,td{border:1px solid #d0d0d0;padding:.28em .65em;white-space:nowrap}
 th{background:#f0f0f0;text-align:center}
 td{text-align:right;font-variant-numeric:tabular-nums}
+td.t{text-align:left}
 td:first-child{text-align:left;font-weight:600}
 tbody tr:nth-child(even){background:#fafafa}
 .scroll{overflow-x:auto}
@@ -115,6 +116,15 @@ p.note{color:#444}
 """
 
 
+_NUMERIC = re.compile(r"^[-+]?[\d.]+(±[\d.]+)?( \(n=\d+\))?%?$|^\[.*\]$|^\d+/\d+$")
+
+
+def _td(text: str) -> str:
+    """Numbers right-aligned (tabular figures), words left-aligned."""
+    cls = "" if _NUMERIC.match(text) or not text else ' class="t"'
+    return f"<td{cls}>{html.escape(text)}</td>"
+
+
 def _html_table(table: Table) -> str:
     head, body = _rows(table)
     esc = html.escape
@@ -122,7 +132,7 @@ def _html_table(table: Table) -> str:
     out += [f"<th>{esc(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
     for row in body:
-        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+        out.append("<tr>" + "".join(_td(c) for c in row) + "</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
 
@@ -166,8 +176,9 @@ def _inline(text: str) -> str:
 
 # --- CSV and LaTeX --------------------------------------------------------------------------
 def to_csv(table: Table) -> str:
-    data = table.data if table.data is not None else table.shown
-    return data.to_csv(index=table.data is None and table.index, lineterminator="\n")
+    if table.data is not None:  # the numbers behind the shown table, in long form
+        return table.data.to_csv(index=False, lineterminator="\n")
+    return table.shown.to_csv(index=table.index, lineterminator="\n")
 
 
 _TEX = {

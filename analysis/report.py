@@ -31,6 +31,7 @@ from analysis.aggregate import (
     level_label,
     metric_values,
     missing_repeats,
+    ordered,
     status_counts,
     top_models,
 )
@@ -81,9 +82,19 @@ def resolve_options(res: Results, opts: ReportOptions) -> ReportOptions:
         levels = set(res.trials["init"].dropna().astype(str))
         if {"imagenet", "micronet"} <= levels:
             compare = (("init", "imagenet", "micronet"),)
-    for factor, _, _ in compare:
-        check_factors(res.trials, [factor])
+    for factor, *levels in compare:
+        _check_levels(res.trials, factor, levels)
     return ReportOptions(**{**opts.__dict__, "by": by, "compare": compare})
+
+
+def _check_levels(trials: pd.DataFrame, factor: str, levels: Sequence[str]) -> None:
+    check_factors(trials, [factor])
+    known = ordered(trials[factor].dropna().astype(str))
+    for level in levels:
+        if str(level) not in known:
+            raise ReportError(
+                f"--compare: {factor} has no level {level!r}; levels: {', '.join(known)}"
+            )
 
 
 def _rungs(res: Results, across: str) -> dict[str, list[int]]:
@@ -198,7 +209,6 @@ class _Builder:
                 f"Top model per {label} (best val IoU; its test IoU)",
                 self._top_shown(top, by),
                 data=top,
-                index=False,
             ),
         )
         key = label
@@ -252,7 +262,6 @@ class _Builder:
                 f"Top models: {factor} {a} vs {b}",
                 top.set_index(opts.across),
                 data=top,
-                index=False,
             ),
             Para(
                 f"Paired comparison: trials of `{a}` and `{b}` sharing the dataset, every "
@@ -266,7 +275,6 @@ class _Builder:
                 f"Paired comparison: {factor} {b} − {a}",
                 self._paired_shown(paired),
                 data=paired,
-                index=False,
             ),
         )
         self.summary["comparisons"].append(
