@@ -43,7 +43,9 @@ def decode(path: Path, *, colour: bool = True) -> tuple[np.ndarray, int]:
         return _decode_tiff(data)
     try:
         img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
+    except OSError as err:  # UnidentifiedImageError is an OSError too
+        if not isinstance(err, UnidentifiedImageError):
+            raise ImageProblem(f"unreadable or truncated image ({_short(err)})") from None
         raise ImageProblem(
             f"not an image: the content is no known image format (extension {path.suffix})"
         ) from None
@@ -63,11 +65,13 @@ def _decode_tiff(data: bytes) -> tuple[np.ndarray, int]:
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             pages = len(tif.pages)
-            arr = tif.pages[0].asarray()
+            page = tif.pages[0]
+            arr = page.asarray()
+            planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+            if planar and page.samplesperpixel > 1 and arr.ndim == 3:  # (C, H, W)
+                arr = np.moveaxis(arr, 0, -1)
     except Exception as err:  # tifffile raises many types for damaged files
         raise ImageProblem(f"unreadable or truncated TIFF ({_short(err)})") from None
-    if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[-1]:  # planar (C, H, W)
-        arr = np.moveaxis(arr, 0, -1)
     return arr, pages
 
 
