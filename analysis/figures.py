@@ -56,7 +56,10 @@ def to_png(fig: Figure) -> bytes:
 
 
 def bar_figure(long: pd.DataFrame, by: Sequence[str], *, across: str, title: str) -> bytes:
-    """Mean ± sample std bars: one group per level of ``by``, one bar per ``across`` value."""
+    """Mean ± sample std bars: one group per level of ``by``, one bar per ``across`` value.
+
+    Up to 24 bars stand upright; more lie down (levels on the y axis, top to bottom) so that
+    the labels of, say, 40 encoders stay readable."""
     frame = long.assign(
         level=[level_label(tuple(t)) for t in long[list(by)].itertuples(index=False, name=None)]
     )
@@ -65,31 +68,37 @@ def bar_figure(long: pd.DataFrame, by: Sequence[str], *, across: str, title: str
     means = frame.pivot(index="level", columns=across, values=MEAN).reindex(levels)[cols]
     stds = frame.pivot(index="level", columns=across, values=STD).reindex(levels)[cols]
     n_bars = len(levels) * len(cols)
-    fig = _new(min(24.0, max(6.0, 0.22 * n_bars + 1.5)), 4.2)
+    lying = n_bars > 24
+    fig = _new(8.0, 0.11 * n_bars + 1.8) if lying else _new(max(6.0, 0.3 * n_bars + 2), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(cols))
-    x = np.arange(len(levels))
+    pos = np.arange(len(levels))
+    draw = ax.barh if lying else ax.bar
     for i, col in enumerate(cols):
-        ax.bar(
-            x + (i - (len(cols) - 1) / 2) * width,
-            means[col].to_numpy(float),
-            width,
-            yerr=stds[col].fillna(0).to_numpy(float),
-            capsize=2,
-            label=str(col),
-        )
-    ax.set_xticks(
-        x,
-        levels,
-        rotation=45 if len(levels) > 6 else 0,
-        ha="right" if len(levels) > 6 else "center",
-    )
-    ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 100)
+        err = {"xerr" if lying else "yerr": stds[col].fillna(0).to_numpy(float)}
+        offset = (i - (len(cols) - 1) / 2) * width
+        draw(pos + offset, means[col].to_numpy(float), width, capsize=2, label=str(col), **err)
+    if lying:
+        ax.set_yticks(pos, levels)
+        ax.invert_yaxis()
+        ax.set_xlabel("IoU (%)")
+        ax.set_xlim(0, 100)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        tilt = len(levels) > 6
+        ax.set_xticks(pos, levels, rotation=45 if tilt else 0, ha="right" if tilt else "center")
+        ax.set_ylabel("IoU (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
     ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
     if len(cols) > 1:
-        ax.legend(title=across, fontsize="small", ncols=min(4, len(cols)))
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            title=across,
+            fontsize="small",
+            ncols=min(6, len(cols)),
+            loc="outside upper center",
+        )
     return to_png(fig)
 
 

@@ -56,6 +56,7 @@ class FakeRunSpec:
     predictions: bool = False
     image_size: int = 48
     seed: int = 0
+    full_epochs: bool = False  # every trained trial reports max_epochs epochs (load tests)
 
 
 def _level_effect(factor: str, level: object) -> float:
@@ -96,6 +97,8 @@ def _epochs_trained(rng, statuses: np.ndarray, spec: FakeRunSpec) -> np.ndarray:
     epochs[stopped] = rng.choice(rungs, size=int(stopped.sum()))
     broken = np.isin(statuses, [R.DIVERGED, R.ERRORED])
     epochs[broken] = rng.integers(1, max(2, spec.max_epochs // 3), size=int(broken.sum()))
+    if spec.full_epochs:
+        epochs[:] = spec.max_epochs
     epochs[statuses == R.INFEASIBLE] = 0
     return epochs
 
