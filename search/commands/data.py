@@ -158,6 +158,8 @@ def _register_synth(group: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write a different_test split with shifted imaging conditions",
     )
+    p.add_argument("--n-classes", type=int, help="micronet: number of classes (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty OUT folder")
     p.set_defaults(func=run_synth)
 
 
@@ -175,6 +177,11 @@ def run_synth(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         size=args.size,
         different_test=args.different_test,
+        n_classes=args.n_classes,
+        overwrite=args.overwrite,
+        progress=True,
     )
     print(f"wrote {out}")
+    if (out / "data.yaml").is_file():
+        print(f"check it:  microsweep data check {out / 'data.yaml'}")
     return 0
