@@ -92,12 +92,13 @@ def _reason(err: BaseException) -> str:
 
 
 @functools.cache
-def check_feasible(decoder: str, encoder: str) -> str | None:
-    """``None`` if smp can build and run ``decoder`` with ``encoder``, else smp's reason.
+def check_feasible(decoder: str, encoder: str, *, size: int = PROBE_SIZE) -> str | None:
+    """``None`` if smp can build ``decoder`` with ``encoder`` and run a ``size``² input, else why.
 
     Unknown names raise :class:`UserError` (a typo is not an infeasible pair). The check
     builds the model on the meta device and runs a shape-only forward, so it costs
-    milliseconds to a fraction of a second and allocates no weights.
+    milliseconds to a fraction of a second and allocates no weights. Some decoders need a
+    minimum input (PAN's pyramid pools a 64² input down to nothing), hence ``size``.
     """
     get_decoder(decoder)
     validate_encoder(encoder)
@@ -106,7 +107,7 @@ def check_feasible(decoder: str, encoder: str) -> str | None:
             model = _build(decoder, encoder, num_classes=2)
             model.eval()
             with torch.no_grad():
-                model(torch.empty(1, 3, PROBE_SIZE, PROBE_SIZE))
+                model(torch.empty(1, 3, size, size))
     except Exception as err:  # smp signals refusal with ValueError/RuntimeError/AssertionError
         return _reason(err)
     return None
