@@ -86,13 +86,23 @@ def run_check(args: argparse.Namespace) -> int:
         Path(args.target), classes=_classes_arg(args.classes), split_file=args.split_file
     )
     report = check_dataset(
-        spec, crop=args.crop, lenient=args.lenient, strict=args.strict, workers=args.workers
+        spec,
+        crop=args.crop,
+        lenient=args.lenient,
+        strict=args.strict,
+        workers=args.workers,
+        progress=_progress if sys.stderr.isatty() else None,
     )
     print(report.format())
     for line in report.warnings:
         print(f"microsweep: warning: {line}", file=sys.stderr)
     report.raise_for_errors()
     return 0
+
+
+def _progress(done: int, total: int) -> None:
+    end = "\n" if done == total else ""
+    print(f"\rreading {done}/{total} image/mask pairs", end=end, file=sys.stderr, flush=True)
 
 
 def _register_split(group: argparse._SubParsersAction) -> None:

@@ -15,6 +15,7 @@ constant images; images smaller than the training crop.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,17 +91,19 @@ def check_dataset(
     lenient: bool = False,
     strict: bool = False,
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Check every file of a dataset; never raises for data problems (see ``raise_for_errors``).
 
     ``crop``: training crop (smaller images are errors); ``lenient``: disallowed mask values are
-    warnings; ``strict``: every warning (e.g. a mask without an image) is an error.
+    warnings; ``strict``: every warning (e.g. a mask without an image) is an error;
+    ``progress(done, total)`` is called after each decoded pair (from worker threads).
     """
     if lenient and strict:
         raise UserError("--lenient and --strict exclude each other; choose one")
     if crop is not None and crop < 1:
         raise UserError(f"crop must be >= 1, but got {crop}")
-    layout, results = read_all(spec, lenient=lenient, workers=workers)
+    layout, results = read_all(spec, lenient=lenient, workers=workers, progress=progress)
     errors = list(layout.errors)
     warnings = list(layout.warnings)
     for rs in results.values():

@@ -11,7 +11,10 @@ store once per node and be shared read-only by trials.
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -103,15 +106,24 @@ class PairResult:
 
 
 def read_all(
-    spec: DataSpec, *, lenient: bool, workers: int | None
+    spec: DataSpec,
+    *,
+    lenient: bool,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Layout, dict[str, list[PairResult]]]:
     """Find the pairs and decode each distinct pair once, in a thread pool."""
     layout = discover(spec.root, spec.split_file)
     unique = list(dict.fromkeys(p for pairs in layout.splits.values() for p in pairs))
     n = workers or min(8, os.cpu_count() or 1)
+    count, lock = itertools.count(1), threading.Lock()
 
     def read(pair: Pair) -> PairResult:
-        return read_pair(pair, spec.classes, layout, lenient=lenient)
+        result = read_pair(pair, spec.classes, layout, lenient=lenient)
+        if progress:
+            with lock:  # calls in order, so the last one says done == total
+                progress(next(count), len(unique))
+        return result
 
     if n > 1 and len(unique) > 1:
         with ThreadPoolExecutor(max_workers=n) as pool:

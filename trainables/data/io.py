@@ -99,9 +99,9 @@ def to_rgb8(raw: np.ndarray) -> tuple[np.ndarray, str]:
     if raw.dtype.kind == "f" and not np.isfinite(raw).all():
         bad = int((~np.isfinite(raw)).sum())
         raise ImageProblem(f"float image has {bad} NaN/inf values")
-    if raw.min() == raw.max():
-        raise ImageProblem(f"constant image (every pixel is {raw.flat[0]})")
     layout, picked = _pick_channels(raw, channels)
+    if picked.min() == picked.max():
+        raise ImageProblem(f"constant image (every pixel is {picked.flat[0]})")
     depth, scaling, out = _to_uint8(picked)
     parts = [f"{depth} {layout}"]
     if scaling:
