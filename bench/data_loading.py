@@ -91,6 +91,7 @@ def bench(name: str, spec: DataSpec, preset: str, samples: int, repeat: int) -> 
     data = load_dataset(spec)
     train = data.splits["train"]
     aug = augmentation(preset)
+    print(f"  augmentation: {' > '.join(type(t).__name__ for t in aug.transforms)}")
     rng = np.random.default_rng(0)
 
     def augment_only() -> int:
