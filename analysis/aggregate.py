@@ -285,7 +285,7 @@ def missing_repeats(
         return pd.DataFrame(columns=cols)
     trials = with_levels(trials, factors)
     rows = []
-    for run, frame in trials.groupby(RUN, sort=True):
+    for (run, _), frame in trials.groupby([RUN, R.DATASET], sort=True):
         expected = sorted((seeds or {}).get(run) or set(frame[R.SEED].dropna().astype(int)))
         if len(expected) < 2:
             continue

@@ -1,0 +1,56 @@
+"""The run-folder schema module: column helpers and atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import results as R
+
+
+def test_column_helpers_follow_the_documented_names():
+    assert R.test_iou_column("different_test") == "test_iou:different_test"
+    assert R.class_iou_column("test", "oxide") == "class_iou:test:oxide"
+    assert R.STATUSES == ("completed", "stopped", "diverged", "error", "infeasible")
+    assert R.EPOCH_COLUMNS == (
+        "trial",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_iou",
+        "lr",
+        "wall_s",
+    )
+    assert R.PER_IMAGE_COLUMNS == ("trial", "split", "image", "iou")
+
+
+def test_parquet_write_replaces_the_file_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "sub" / R.TRIALS_FILE
+    R.write_parquet_atomic(pa.table({R.TRIAL: ["a"]}), path)
+    R.write_parquet_atomic(pa.table({R.TRIAL: ["a", "b"]}), path)
+    assert pq.read_table(path).column(R.TRIAL).to_pylist() == ["a", "b"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [R.TRIALS_FILE]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = tmp_path / R.RUN_FILE
+    R.write_json_atomic({"experiment": "old"}, path)
+
+    def boom(fh):
+        fh.write(b"{half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        R._atomic_write(path, boom)
+    assert json.loads(path.read_text()) == {"experiment": "old"}
+    assert [p.name for p in tmp_path.iterdir()] == [R.RUN_FILE]
+
+
+def test_json_is_sorted_and_stable(tmp_path):
+    R.write_json_atomic({"b": 1, "a": [2, 1]}, tmp_path / "x.json")
+    assert (tmp_path / "x.json").read_text() == '{\n  "a": [\n    2,\n    1\n  ],\n  "b": 1\n}\n'
+    R.write_bytes_atomic(b"\x89PNG", tmp_path / "f" / "x.png")
+    assert (tmp_path / "f" / "x.png").read_bytes() == b"\x89PNG"
