@@ -1,0 +1,338 @@
+"""The experiment file, parsed and validated once into a frozen, typed :class:`Experiment`.
+
+Example::
+
+    exp = load_experiment("spaces/presets/demo.yaml", overrides=["scheduler.max_epochs=4"])
+
+Every problem is one :class:`~trainables.errors.UserError` line naming the key, the rule and the
+value received, e.g. ``scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20``.
+Relative ``data.root`` is taken from the file's folder; relative ``storage`` from the current
+working directory (the run folder is ``STORAGE/NAME``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import yaml
+
+from spaces.dimensions import Dimension, Fixed, SpaceError, parse_space
+from trainables.errors import UserError
+
+KINDS = ("segmentation", "pretraining")
+ALGORITHMS = ("grid", "random", "optuna")
+SCHEDULERS = ("asha", "fifo")
+TOP_KEYS = (
+    "name", "kind", "data", "space", "repeats", "search", "scheduler", "train", "resources",
+    "storage", "fault",
+)  # fmt: skip
+RESERVED = ("seed", "max_epochs")  # set from `repeats` and `scheduler.max_epochs`
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Search:
+    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = 1  # grid: draws of the distributions per grid point; else: trials
+    seed: int = 0
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: Literal["asha", "fifo"] = "asha"
+    max_epochs: int = 100
+    grace_epochs: int = 10
+    reduction_factor: int = 3
+
+    def rungs(self) -> list[int]:
+        """ASHA's rung epochs (Ray's milestones): grace * eta**k below max_epochs."""
+        if self.name != "asha":
+            return []
+        out, t = [], self.grace_epochs
+        while t < self.max_epochs:
+            out.append(t)
+            t *= self.reduction_factor
+        return out
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1.0
+    gpu: float | Literal["auto"] = 0.0
+
+
+@dataclass(frozen=True)
+class Fault:
+    max_failures: int = 2  # retries of a crashed trial from its last checkpoint
+    checkpoints_to_keep: int = 2
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    kind: str
+    space: Mapping[str, Dimension]
+    data: Any = None  # the validated `data:` block (trainables.data.spec.DataSpec)
+    repeats: int = 1
+    search: Search = field(default_factory=Search)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    fault: Fault = field(default_factory=Fault)
+    storage: Path = Path("runs")
+    base_dir: Path = Path(".")  # the experiment file's folder
+
+    @property
+    def run_dir(self) -> Path:
+        return self.storage / self.name
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.search.seed + i for i in range(self.repeats)]
+
+
+def load_experiment(path: str | Path, *, overrides: list[str] = ()) -> Experiment:
+    """Read ``path`` with ``yaml.safe_load``, apply ``--set`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"experiment file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"experiment file '{path}'{where}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"experiment file '{path}' must hold a mapping of keys")
+    for item in overrides:
+        apply_override(raw, item)
+    return parse_experiment(raw, base_dir=path.resolve().parent)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """``key.sub=value`` (value parsed as a YAML scalar or flow list) set into ``raw``."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set expects key.sub=value, but got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise UserError(f"--set {key}: value {text!r} is not valid YAML") from None
+    parts = key.strip().split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise UserError(f"--set {key}: `{where}` is not a mapping (it is {child!r})")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
+    """Validate a loaded mapping; see the module docstring."""
+    _check_keys("", raw, TOP_KEYS)
+    name = _name(raw.get("name"))
+    kind = _kind(raw.get("kind", "segmentation"))
+    try:
+        space = parse_space(_mapping(raw, "space", required=True))
+    except SpaceError as err:
+        raise UserError(str(err)) from None
+    train = dict(_mapping(raw, "train"))
+    search = _search(_mapping(raw, "search"))
+    exp = Experiment(
+        name=name,
+        kind=kind,
+        space=MappingProxyType(space),
+        data=_data(raw, base_dir),
+        repeats=_int("repeats", raw.get("repeats", 1), low=1),
+        search=search,
+        scheduler=_scheduler(_mapping(raw, "scheduler")),
+        train=MappingProxyType(train),
+        resources=_resources(_mapping(raw, "resources")),
+        fault=_fault(_mapping(raw, "fault")),
+        storage=Path(str(raw.get("storage", "runs"))).expanduser(),
+        base_dir=base_dir,
+    )
+    _check_trial_keys(exp)
+    _check_combination(exp)
+    return exp
+
+
+def _check_keys(prefix: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean `{prefix}{close[0]}`?" if close else ""
+            raise UserError(f"unknown key `{prefix}{key}`{hint} (allowed: {', '.join(allowed)})")
+
+
+def _mapping(raw: Mapping[str, Any], key: str, *, required: bool = False) -> Mapping[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise UserError(f"`{key}` is missing; it must be a mapping")
+        return {}
+    if not isinstance(value, Mapping):
+        raise UserError(f"`{key}` must be a mapping, but got {value!r}")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise UserError(
+            f"`name` must be a folder-safe name (letters, digits, '-', '_', '.'), but got {value!r}"
+        )
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str) and (value in KINDS or ":" in value):
+        return value
+    close = difflib.get_close_matches(str(value), KINDS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise UserError(
+        f"`kind` must be one of {', '.join(KINDS)} (or module:function), but got {value!r}{hint}"
+    )
+
+
+def _data(raw: Mapping[str, Any], base_dir: Path) -> Any:
+    from trainables.data.spec import DataSpec
+
+    data = raw.get("data")
+    if data is None:
+        return None
+    return DataSpec.from_mapping(data, base_dir=base_dir)
+
+
+def _int(key: str, value: Any, *, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{key} must be an integer, but got {value!r}")
+    if low is not None and value < low:
+        raise UserError(f"{key} must be >= {low}, but got {value}")
+    return value
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise UserError(f"{key} must be one of {', '.join(choices)}, but got {value!r}{hint}")
+    return value
+
+
+def _search(raw: Mapping[str, Any]) -> Search:
+    _check_keys("search.", raw, ("algorithm", "num_samples", "seed", "max_concurrent"))
+    max_conc = raw.get("max_concurrent")
+    return Search(
+        algorithm=_choice("search.algorithm", raw.get("algorithm", "grid"), ALGORITHMS),  # type: ignore[arg-type]
+        num_samples=_int("search.num_samples", raw.get("num_samples", 1), low=1),
+        seed=_int("search.seed", raw.get("seed", 0), low=0),
+        max_concurrent=None if max_conc is None else _int("search.max_concurrent", max_conc, low=1),
+    )
+
+
+def _scheduler(raw: Mapping[str, Any]) -> Scheduler:
+    keys = ("name", "max_epochs", "grace_epochs", "reduction_factor")
+    _check_keys("scheduler.", raw, keys)
+    max_epochs = _int("scheduler.max_epochs", raw.get("max_epochs", 100), low=1)
+    grace = _int("scheduler.grace_epochs", raw.get("grace_epochs", min(10, max_epochs)), low=1)
+    if grace > max_epochs:
+        raise UserError(
+            "scheduler.grace_epochs must be <= scheduler.max_epochs, "
+            f"but got {grace} > {max_epochs}"
+        )
+    return Scheduler(
+        name=_choice("scheduler.name", raw.get("name", "asha"), SCHEDULERS),  # type: ignore[arg-type]
+        max_epochs=max_epochs,
+        grace_epochs=grace,
+        reduction_factor=_int("scheduler.reduction_factor", raw.get("reduction_factor", 3), low=2),
+    )
+
+
+def _number(key: str, value: Any, *, low: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{key} must be a number, but got {value!r}")
+    if value < low:
+        raise UserError(f"{key} must be >= {low}, but got {value}")
+    return float(value)
+
+
+def _resources(raw: Mapping[str, Any]) -> Resources:
+    _check_keys("resources.", raw, ("cpu", "gpu"))
+    cpu = _number("resources.cpu", raw.get("cpu", 1), low=0.0)
+    if cpu <= 0:
+        raise UserError(f"resources.cpu must be > 0, but got {cpu}")
+    gpu_raw = raw.get("gpu", 0)
+    gpu = "auto" if gpu_raw == "auto" else _number("resources.gpu", gpu_raw, low=0.0)
+    if gpu != "auto" and gpu > 1 and gpu != int(gpu):
+        raise UserError(f"resources.gpu above 1 must be a whole number, but got {gpu}")
+    return Resources(cpu=cpu, gpu=gpu)
+
+
+def _fault(raw: Mapping[str, Any]) -> Fault:
+    _check_keys("fault.", raw, ("max_failures", "checkpoints_to_keep"))
+    return Fault(
+        max_failures=_int("fault.max_failures", raw.get("max_failures", 2), low=0),
+        checkpoints_to_keep=_int(
+            "fault.checkpoints_to_keep", raw.get("checkpoints_to_keep", 2), low=1
+        ),
+    )
+
+
+def trial_config_keys(kind: str) -> tuple[str, ...] | None:
+    """The keys the trainable of ``kind`` accepts, or None when unknown (custom trainables)."""
+    import dataclasses
+    import importlib
+
+    name = {"segmentation": "SegmentationConfig", "pretraining": "PretrainingConfig"}.get(kind)
+    if name is None:
+        return None
+    for module in ("trainables.config", f"trainables.{kind}"):
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+        return tuple(f.name for f in dataclasses.fields(cls))
+    return None
+
+
+def _check_trial_keys(exp: Experiment) -> None:
+    allowed = trial_config_keys(exp.kind)
+    for block, keys in (("space", exp.space), ("train", exp.train)):
+        for key in keys:
+            if key in RESERVED:
+                src = "repeats" if key == "seed" else "scheduler.max_epochs"
+                raise UserError(f"`{block}.{key}` is set by `{src}`; remove it from `{block}`")
+            if allowed is not None and key not in allowed:
+                usable = tuple(k for k in allowed if k not in RESERVED)
+                close = difflib.get_close_matches(key, usable, n=1)
+                hint = f"; did you mean `{block}.{close[0]}`?" if close else ""
+                raise UserError(f"unknown {exp.kind} setting `{block}.{key}`{hint}")
+    both = sorted(set(exp.space) & set(exp.train))
+    if both:
+        raise UserError(f"`{both[0]}` is set in both `space` and `train`; keep one")
+
+
+def _check_combination(exp: Experiment) -> None:
+    varied = [k for k, d in exp.space.items() if not isinstance(d, Fixed)]
+    if exp.search.algorithm == "optuna" and exp.repeats != 1:
+        raise UserError(
+            "repeats must be 1 with search.algorithm=optuna (Optuna samples each "
+            f"configuration once; raise search.num_samples instead), but got {exp.repeats}"
+        )
+    if exp.search.algorithm == "optuna" and not varied:
+        raise UserError(
+            "search.algorithm=optuna needs at least one list or distribution in `space`"
+        )
+    if exp.kind in KINDS and exp.data is None:
+        raise UserError("`data` is missing; give the dataset block (root, classes)")

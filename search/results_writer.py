@@ -1,0 +1,254 @@
+"""Our own record of a sweep: a Ray Tune callback that keeps the run folder current.
+
+It writes ``run.json``, ``trials.parquet`` (one row per finished trial, plus ``infeasible`` rows
+that were never trained), ``epochs.parquet`` (one row per trial-epoch) and ``per_image.parquet``
+atomically (analysis.results), throttled while trials report and at once when a trial ends.
+Statuses come from what the trials reported and how Ray ended them — never from Ray's
+``result.json`` reader, which drops a whole trial on one torn line:
+
+- ``diverged`` / ``infeasible``: the trial reported ``diverged=True`` / ``infeasible=True``;
+- ``completed``: its last report was final (``done``; patience exhausted or max epochs);
+- ``stopped``: Ray ended it before a final report (ASHA's decision);
+- ``error``: it raised, after ``max_failures`` retries.
+
+On ``--resume`` the files already written are read back, so finished trials keep their rows and
+epochs re-reported after a checkpoint replace, not duplicate, the earlier rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray import tune
+
+from analysis import results as R
+
+STATE_KEYS = ("done", "diverged", "infeasible", "error", "best_epoch", "best_val_iou")
+
+
+class ResultsWriter(tune.Callback):
+    """Keeps ``run_dir`` current; ``factors`` are the space keys written as columns."""
+
+    def __init__(
+        self,
+        run_dir: str,
+        run_info: dict[str, Any],
+        factors: list[str],
+        infeasible: list[tuple[dict[str, Any], str]],
+        resources: Any,
+        min_interval_s: float = 5.0,
+    ) -> None:
+        self.run_dir = str(run_dir)
+        self.run_info = run_info
+        self.factors = factors
+        self.infeasible = infeasible
+        self.resources = resources
+        self.min_interval_s = min_interval_s
+        self._reset()
+
+    def _reset(self) -> None:
+        self._trials: dict[str, dict[str, Any]] = {}
+        self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._images: dict[str, list[dict[str, Any]]] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+        self._last_write = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles the callback in tuner.pkl
+        state = dict(self.__dict__)
+        for key in ("_trials", "_epochs", "_images", "_state"):
+            state[key] = {}
+        return state
+
+    # ------------------------------------------------------------------ Ray's hooks
+    def setup(self, **info: Any) -> None:
+        self._reset()
+        self._load_existing()
+        for i, (config, reason) in enumerate(self.infeasible):
+            name = f"infeasible_{i:05d}"
+            row = self._base_row(name, config)
+            row.update({R.STATUS: R.INFEASIBLE, R.ERROR: reason, R.EPOCHS: 0})
+            self._trials.setdefault(name, row)
+        R.write_json_atomic(self.run_info, Path(self.run_dir) / R.RUN_FILE)
+        self._flush()
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        name = trial_name(trial)
+        state = self._state.setdefault(name, {})
+        for key in STATE_KEYS:
+            if key in result and key != "done":
+                state[key] = result[key]
+        # Ray marks the result it stops a trial on with done=True too: only a report
+        # holding the final metrics counts as the trainable's own `done`.
+        state["done"] = bool(result.get("done")) and "best_val_iou" in result
+        state["wall_s"] = result.get("time_total_s")
+        state["node"] = result.get("node_ip")
+        self._record_epoch(name, result)
+        self._record_final(name, result)
+        if time.monotonic() - self._last_write >= self.min_interval_s:
+            self._flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        name = trial_name(trial)
+        self._trials[name] = self._finished_row(trial, self._status(name, trial))
+        self._flush()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        name = trial_name(trial)
+        row = self._finished_row(trial, R.ERRORED)
+        row[R.ERROR] = _error_line(trial)
+        self._trials[name] = row
+        self._flush()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._flush()
+
+    # ------------------------------------------------------------------ rows
+    def _status(self, name: str, trial: Any) -> str:
+        state = self._state.get(name, {})
+        if state.get("diverged"):
+            return R.DIVERGED
+        if state.get("infeasible"):
+            return R.INFEASIBLE
+        if state.get("done"):
+            return R.COMPLETED
+        return R.STOPPED
+
+    def _base_row(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        res = self.resources(config)
+        row = {R.TRIAL: name, R.EXPERIMENT: self.run_info["experiment"]}
+        row[R.DATASET] = self.run_info.get("dataset")
+        row.update({k: _scalar(config.get(k)) for k in self.factors})
+        row[R.SEED] = config.get("seed")
+        row.update({R.CPU: float(res["cpu"]), R.GPU: float(res["gpu"])})
+        return row
+
+    def _finished_row(self, trial: Any, status: str) -> dict[str, Any]:
+        name = trial_name(trial)
+        row = self._base_row(name, trial.config)
+        state = self._state.get(name, {})
+        epochs = [e for (t, _), e in self._epochs.items() if t == name]
+        best = _best_epoch(epochs)
+        row.update(
+            {
+                R.STATUS: status,
+                R.EPOCHS: max((e[R.EPOCH] for e in epochs), default=0),
+                R.BEST_EPOCH: state.get("best_epoch", best and best[R.EPOCH]),
+                R.VAL_IOU: _finite(state.get("best_val_iou", best and best[R.VAL_IOU])),
+                R.WALL_S: state.get("wall_s"),
+                R.NODE: state.get("node"),
+                R.ERROR: state.get("error") if status != R.COMPLETED else None,
+                R.CHECKPOINT: self._checkpoint(trial),
+            }
+        )
+        row.update(state.get("final", {}))
+        return row
+
+    def _record_epoch(self, name: str, result: dict[str, Any]) -> None:
+        if R.VAL_IOU not in result and R.TRAIN_LOSS not in result:
+            return
+        epoch = int(result.get(R.EPOCH, result.get("training_iteration", 0)))
+        row = {R.TRIAL: name, R.EPOCH: epoch}
+        for key in (R.TRAIN_LOSS, R.VAL_LOSS, R.VAL_IOU, R.LR):
+            row[key] = _float(result.get(key))
+        row[R.WALL_S] = _float(result.get(R.WALL_S, result.get("time_total_s")))
+        self._epochs[(name, epoch)] = row
+
+    def _record_final(self, name: str, result: dict[str, Any]) -> None:
+        final = {k: _finite(v) for k, v in result.items() if _is_final_metric(k)}
+        if final:
+            self._state[name].setdefault("final", {}).update(final)
+        per_image = result.get("per_image_iou")
+        if isinstance(per_image, dict):
+            self._images[name] = [
+                {R.TRIAL: name, R.SPLIT: split, R.IMAGE: image, R.IOU: _float(iou)}
+                for split, images in per_image.items()
+                for image, iou in images.items()
+            ]
+
+    def _checkpoint(self, trial: Any) -> str | None:
+        checkpoint = getattr(trial, "checkpoint", None)
+        path = getattr(checkpoint, "path", None)
+        if not path:
+            return None
+        try:
+            return os.path.relpath(path, self.run_dir)
+        except ValueError:
+            return str(path)
+
+    # ------------------------------------------------------------------ files
+    def _load_existing(self) -> None:
+        run = Path(self.run_dir)
+        for row in _read_rows(run / R.TRIALS_FILE):
+            self._trials[row[R.TRIAL]] = row
+        for row in _read_rows(run / R.EPOCHS_FILE):
+            self._epochs[(row[R.TRIAL], int(row[R.EPOCH]))] = row
+        for row in _read_rows(run / R.PER_IMAGE_FILE):
+            self._images.setdefault(row[R.TRIAL], []).append(row)
+
+    def _flush(self) -> None:
+        run = Path(self.run_dir)
+        _write(list(self._trials.values()), run / R.TRIALS_FILE, (R.TRIAL, R.STATUS))
+        epochs = sorted(self._epochs.values(), key=lambda r: (r[R.TRIAL], r[R.EPOCH]))
+        _write(epochs, run / R.EPOCHS_FILE, R.EPOCH_COLUMNS)
+        images = [r for rows in self._images.values() for r in rows]
+        _write(images, run / R.PER_IMAGE_FILE, R.PER_IMAGE_COLUMNS)
+        self._last_write = time.monotonic()
+
+
+def trial_name(trial: Any) -> str:
+    return str(getattr(trial, "trial_name", None) or trial)
+
+
+def _is_final_metric(key: str) -> bool:
+    return key == R.TEST_IOU or key.startswith((R.TEST_IOU_PREFIX, R.CLASS_IOU_PREFIX))
+
+
+def _best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    scored = [e for e in epochs if _finite(e.get(R.VAL_IOU)) is not None]
+    return max(scored, key=lambda e: (e[R.VAL_IOU], -e[R.EPOCH])) if scored else None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    value = _float(value)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _error_line(trial: Any) -> str:
+    text = str(getattr(trial, "error_msg", "") or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "trial raised an exception (see Ray's error.txt)"
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return pq.read_table(path).to_pylist()
+
+
+def _write(rows: list[dict[str, Any]], path: Path, columns: tuple[str, ...]) -> None:
+    frame = pd.DataFrame(rows, columns=None if rows else list(columns))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    R.write_parquet_atomic(table, path)

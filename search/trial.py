@@ -1,0 +1,46 @@
+"""The function Ray runs for each trial: a feasibility check, then the trainable of the kind.
+
+``kind`` is ``segmentation``, ``pretraining`` or ``module:function`` (a custom trainable that
+follows the reporting contract of docs/contracts.md). A configuration that cannot be built
+reports ``infeasible=True`` with its reason and returns, without training.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from trainables.errors import UserError
+
+TRAINABLES = {
+    "segmentation": "trainables.segmentation:segmentation_trainable",
+    "pretraining": "trainables.pretraining:pretraining_trainable",
+}
+
+
+def resolve_trainable(kind: str) -> Callable[..., Any]:
+    """The trainable function for ``kind``; a one-line error when it cannot be imported."""
+    target = TRAINABLES.get(kind, kind)
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"kind {kind!r}: cannot import module {module_name!r} ({err})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise UserError(f"kind {kind!r}: module {module_name!r} has no function {func_name!r}")
+    return func
+
+
+def run_trial(config: dict[str, Any], *, data: Any = None, kind: str = "segmentation") -> None:
+    """Ray's entry point for one trial (bound with ``tune.with_parameters``)."""
+    from ray import tune
+
+    from search.feasibility import checker_for
+
+    reason = checker_for(kind)(config)
+    if reason:
+        tune.report({"infeasible": True, "error": reason})
+        return
+    resolve_trainable(kind)(config, data=data)

@@ -1,0 +1,36 @@
+"""Search-space presets: experiment files shipped in ``spaces/presets/`` for users to copy.
+
+>>> list_presets()
+['demo', 'new-material', 'paper']
+>>> preset_path("paper")  # a Path to the YAML file
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    """The preset's file; ``ValueError`` with the choices and nearest match when unknown."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        choices = list_presets()
+        close = difflib.get_close_matches(name, choices, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown preset '{name}'{hint} (choose from: {', '.join(choices)})")
+    return path
+
+
+def describe(name: str) -> str:
+    """The first comment line of the preset file (its one-line summary)."""
+    for line in preset_path(name).read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""

@@ -1,0 +1,91 @@
+"""Light trainables for the sweep driver's tests: they follow the reporting contract of
+docs/contracts.md (epoch reports with checkpoints, a final ``done`` report, ``diverged``) and
+sleep instead of training, so that scheduling, resume and result files are tested quickly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+DECODER_QUALITY = {"Unet": 0.9, "FPN": 0.8, "Linknet": 0.7, "PSPNet": 0.6}
+
+
+def quality(config: dict[str, Any]) -> float:
+    """A deterministic 'final IoU' of a configuration, so rankings are known in advance."""
+    q = DECODER_QUALITY.get(config.get("decoder", "Unet"), 0.5)
+    q -= 0.05 * abs(float(config.get("bce_weight", 0.7)) - 0.7)
+    return q - 0.01 * int(config.get("seed", 0)) - 0.1 * float(config.get("handicap", 0))
+
+
+def _restore() -> int:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as folder:
+        return json.loads((Path(folder) / "state.json").read_text())["epoch"]
+
+
+def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
+    """val_iou rises towards quality(config); optional ``diverge_at`` epoch reports NaN."""
+    max_epochs = int(config.get("max_epochs", 4))
+    q = quality(config)
+    start = time.monotonic()
+    for epoch in range(_restore() + 1, max_epochs + 1):
+        time.sleep(float(config.get("sleep", 0.02)))
+        if config.get("diverge_at") == epoch:
+            tune.report({"diverged": True, "epoch": epoch, "error": "non-finite loss: nan"})
+            return
+        val = q * (1 - math.exp(-epoch / 2))
+        metrics = {
+            "epoch": epoch,
+            "train_loss": 1 - val,
+            "val_loss": 1 - val,
+            "val_iou": val,
+            "lr": 1e-3,
+            "wall_s": time.monotonic() - start,
+        }
+        if epoch == max_epochs:
+            metrics.update(
+                {
+                    "done": True,
+                    "best_epoch": epoch,
+                    "best_val_iou": val,
+                    "test_iou": val - 0.01,
+                    "test_iou:test": val - 0.01,
+                    "class_iou:test:matrix": val,
+                    "per_image_iou": {"test": {"a": val, "b": val - 0.02}},
+                }
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def gpu_probe(config: dict[str, Any], *, data: Any = None) -> None:
+    """Log (start, end, CUDA_VISIBLE_DEVICES, node) to ``config['log_dir']``, one file per trial."""
+    log = Path(config["log_dir"]) / f"{os.getpid()}-{time.monotonic_ns()}.json"
+    start = time.time()
+    epochs = int(config.get("max_epochs", 2))
+    for epoch in range(1, epochs + 1):
+        time.sleep(float(config.get("sleep", 0.5)))
+        val = quality(config) * epoch / epochs
+        tune.report({"epoch": epoch, "val_iou": val, "done": epoch == epochs})
+        log.write_text(
+            json.dumps(
+                {
+                    "start": start,
+                    "end": time.time(),
+                    "epoch": epoch,
+                    "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    "decoder": config.get("decoder"),
+                    "seed": config.get("seed"),
+                }
+            )
+        )
