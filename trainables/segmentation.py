@@ -1,0 +1,274 @@
+"""The segmentation trainable: one trial of the paper's protocol under Ray Tune.
+
+:func:`segmentation_trainable` is a thin adapter: Ray's config dict becomes a typed
+:class:`SegmentationConfig`, the work is done by :class:`SegmentationTrial` (plain torch, no
+ray), and each epoch ends in one ``tune.report`` with a checkpoint. Use it with the dataset
+placed once in the object store::
+
+    trainable = tune.with_parameters(segmentation_trainable, data=data)
+    tune.Tuner(trainable, param_space={"encoder": "resnet18", "max_epochs": 5}).fit()
+
+Reported keys follow docs/contracts.md ("What trainables report").
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from trainables import checkpoint as ckpt
+from trainables import metrics
+from trainables.augment import create_augmentation
+from trainables.config import SegmentationConfig
+from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
+from trainables.errors import UserError
+from trainables.loop import (
+    CropDataset,
+    Diverged,
+    EvalResult,
+    EvalSettings,
+    PaperSchedule,
+    epoch_seed,
+    evaluate,
+    make_loader,
+    set_lr,
+    train_one_epoch,
+)
+from trainables.losses import SegmentationLoss
+from trainables.runtime import Runtime, resolve_runtime
+
+PREDICTIONS_DIR = "predictions"
+# report(metrics, checkpoint_dir or None)
+Reporter = Callable[[dict[str, Any], Path | None], None]
+
+
+class SegmentationTrial:
+    """Model, optimiser and schedule of one trial; :meth:`run` trains to the end."""
+
+    def __init__(self, cfg: SegmentationConfig, data: SegmentationData, runtime: Runtime):
+        from trainables.models import create_model
+
+        self.cfg, self.data, self.runtime = cfg, data, runtime
+        torch.manual_seed(cfg.seed)  # the random init of decoder (and encoder for `none`)
+        model = create_model(
+            decoder=cfg.decoder,
+            encoder=cfg.encoder,
+            num_classes=data.num_classes,
+            init=cfg.init,
+            zoo_dir=Path(cfg.zoo_dir) if cfg.zoo_dir else None,
+            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+        )
+        self.model = runtime.place(model)
+        self.loss_fn = SegmentationLoss(bce_weight=cfg.bce_weight)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.schedule = PaperSchedule(lr=cfg.lr, lr_final=cfg.lr_final, patience=cfg.patience)
+        fp16 = runtime.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(runtime.device.type) if fp16 else None
+        self.augment = create_augmentation(
+            cfg.augment, crop=cfg.crop, random_resize=cfg.random_resize
+        )
+        self.eval_settings = EvalSettings(
+            num_classes=data.num_classes,
+            tile=cfg.eval_tile,
+            overlap=cfg.eval_overlap,
+            batch=cfg.eval_batch,
+        )
+        self.epoch, self.wall_s = 0, 0.0
+        self.best_model: dict[str, torch.Tensor] | None = None  # None: the current model
+
+    # --- state -------------------------------------------------------------------------
+    def state(self) -> ckpt.TrialState:
+        return ckpt.TrialState(
+            epoch=self.epoch,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
+            best_model=self.best_model,
+            scaler=self.scaler.state_dict() if self.scaler else None,
+            rng=ckpt.rng_state(),
+            extra={"wall_s": self.wall_s, "config": self.cfg.to_dict()},
+        )
+
+    def restore(self, state: ckpt.TrialState) -> None:
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.schedule.load_state_dict(state.schedule)
+        if self.scaler is not None and state.scaler:
+            self.scaler.load_state_dict(state.scaler)
+        self.best_model = state.best_model
+        self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
+        ckpt.set_rng_state(state.rng)
+
+    @property
+    def finished(self) -> bool:
+        return self.schedule.done or self.epoch >= self.cfg.max_epochs
+
+    # --- one epoch ---------------------------------------------------------------------
+    def train_epoch(self) -> float:
+        seed = epoch_seed(self.cfg.seed, self.epoch + 1)
+        torch.manual_seed(seed)  # dropout etc.: same stream whether resumed or not
+        train = self.data.splits[TRAIN]
+        dataset = CropDataset(
+            train.images, train.masks, self.augment, length=self.cfg.samples_per_epoch, seed=seed
+        )
+        set_lr(self.optimizer, self.schedule.current_lr)
+        loader = make_loader(dataset, batch_size=self.cfg.batch_size)
+        return train_one_epoch(
+            self.model, loader, self.loss_fn, self.optimizer, self.runtime, self.scaler
+        )
+
+    def evaluate(self, split: Split, *, keep_predictions: bool = False) -> EvalResult:
+        return evaluate(
+            self.model,
+            split.images,
+            split.masks,
+            split.names,
+            loss_fn=self.loss_fn,
+            runtime=self.runtime,
+            settings=self.eval_settings,
+            keep_predictions=keep_predictions,
+        )
+
+    def step(self) -> dict[str, Any]:
+        """Train and validate one epoch; raises :class:`Diverged` on a non-finite value."""
+        t0 = time.perf_counter()
+        lr = self.schedule.current_lr
+        # the current weights are the best so far: keep them before training changes them
+        keep = self.best_model is None and self.schedule.best_epoch > 0
+        previous_best = _clone(self.model.state_dict()) if keep else None
+        train_loss = self.train_epoch()
+        t1 = time.perf_counter()
+        val = self.evaluate(self.data.splits[VAL])
+        t2 = time.perf_counter()
+        self.epoch += 1
+        if self.schedule.step(self.epoch, val.iou):
+            self.best_model = None  # the current model is the best
+        elif previous_best is not None:
+            self.best_model = previous_best
+        self.wall_s += t2 - t0
+        return {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "val_loss": val.loss,
+            "val_iou": val.iou,
+            "lr": lr,
+            "wall_s": self.wall_s,
+            "time_train_s": t1 - t0,
+            "time_eval_s": t2 - t1,
+        }
+
+    # --- the end -----------------------------------------------------------------------
+    def final_metrics(self, folder: Path) -> dict[str, Any]:
+        """Evaluate the best-val model on every test split; write predicted masks as PNG."""
+        self.model.load_state_dict(self.best_weights())
+        out: dict[str, Any] = {
+            "done": True,
+            "best_epoch": self.schedule.best_epoch,
+            "best_val_iou": self.schedule.best_iou,
+        }
+        per_image: dict[str, dict[str, float]] = {}
+        for name in self.data.test_splits:
+            result = self.evaluate(self.data.splits[name], keep_predictions=True)
+            out[f"test_iou:{name}"] = result.iou
+            out.update(self._class_iou(name, result.counts))
+            per_image[name] = result.per_image_iou
+            write_predictions(folder / PREDICTIONS_DIR / name, result.predictions)
+        if "test_iou:test" in out:
+            out["test_iou"] = out["test_iou:test"]
+        out["per_image_iou"] = per_image
+        return out
+
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict() if self.best_model is None else self.best_model
+
+    def _class_iou(self, split: str, counts: metrics.IoUCounts) -> dict[str, float]:
+        values = metrics.class_iou(counts)
+        return {
+            f"class_iou:{split}:{cls}": float(v)
+            for cls, v in zip(self.data.classes, values, strict=True)
+            if not np.isnan(v)  # class absent from prediction and truth: no figure
+        }
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def write_predictions(folder: Path, masks: dict[str, np.ndarray]) -> None:
+    """Index masks as 8-bit PNG, ``folder/{image}.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mask in masks.items():
+        Image.fromarray(mask).save(folder / f"{name}.png")
+
+
+def run_trial(trial: SegmentationTrial, report: Reporter) -> None:
+    """Epochs until the schedule or ``max_epochs`` ends the trial; one report per epoch.
+
+    A non-finite loss or metric ends the trial with a ``diverged`` report and no ``val_iou``.
+    """
+    while not trial.finished:
+        try:
+            result = trial.step()
+        except Diverged as err:
+            report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
+            return
+        folder = Path(tempfile.mkdtemp(prefix="microsweep-ckpt-"))
+        try:
+            t0 = time.perf_counter()
+            ckpt.save(folder, trial.state())
+            result["time_checkpoint_s"] = time.perf_counter() - t0
+            if trial.finished:
+                result.update(trial.final_metrics(folder))
+            report(result, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ray_resources() -> tuple[int, bool]:
+    """CPUs and whether a GPU were assigned to this trial by Ray (1 CPU, no GPU outside)."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1, False
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus = max(1, int(assigned.get("CPU", 1)))
+    return cpus, assigned.get("GPU", 0) > 0 and torch.cuda.is_available()
+
+
+def _ray_report(metrics_: dict[str, Any], folder: Path | None) -> None:
+    from ray import tune
+
+    checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
+    tune.report(metrics_, checkpoint=checkpoint)
+
+
+def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) -> None:
+    """Ray Tune function trainable: one segmentation trial, resumed from Ray's checkpoint."""
+    from ray import tune
+
+    try:
+        cfg = SegmentationConfig.from_dict(config)
+    except UserError as err:
+        _ray_report({"infeasible": True, "error": str(err)}, None)
+        return
+    cpus, use_cuda = _ray_resources()
+    torch.set_num_threads(cpus)
+    runtime = resolve_runtime(cfg.precision, cfg.channels_last, use_cuda=use_cuda)
+    try:
+        trial = SegmentationTrial(cfg, data, runtime)
+    except UserError as err:
+        _ray_report({"infeasible": True, "error": str(err)}, None)
+        return
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trial.restore(ckpt.load(Path(folder)))
+    run_trial(trial, _ray_report)
