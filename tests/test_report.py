@@ -101,8 +101,8 @@ def test_html_is_self_contained(report):
 def test_report_is_deterministic(runs, report, tmp_path):
     again = build_report(runs, out=tmp_path / "again")
     assert files(again) == files(report)
-    png = Image.open(report / "figures" / "iou_by_init.png")
-    assert "Software" not in png.info
+    with Image.open(report / "figures" / "iou_by_init.png") as png:
+        assert "Software" not in png.info
 
 
 def test_comparison_of_init_sources_is_in_summary(report):
@@ -185,3 +185,38 @@ def test_cli_report(runs, tmp_path, capsys):
     assert main(["report", str(runs[0]), "--by", "encoder", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "microsweep: error: unknown factor 'encoder'; choose from: decoder, init"
+
+
+@pytest.mark.slow
+def test_report_of_a_real_sweep(tmp_path, ray_local, capsys):
+    """A tiny real sweep (Ray Tune, our results writer, a toy trainable that follows the
+    reporting contract), then `microsweep report`: the files exist and agree with the Parquet."""
+    sweep = pytest.importorskip("search.sweep")
+    from search.experiment import parse_experiment
+
+    raw = {
+        "name": "tiny",
+        "kind": "tests.sweep_helpers:toy_trainable",
+        "space": {"decoder": ["Unet", "FPN"], "init": ["imagenet", "micronet"], "sleep": 0.0},
+        "repeats": 2,
+        "search": {"algorithm": "grid"},
+        "scheduler": {"name": "fifo", "max_epochs": 3},
+        "resources": {"cpu": 1, "gpu": 0},
+        "storage": str(tmp_path / "runs"),
+    }
+    result = sweep.run_sweep(parse_experiment(raw, base_dir=tmp_path))
+    out = tmp_path / "report"
+    capsys.readouterr()  # Ray's progress table
+    assert main(["report", str(result.run_dir), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    trials = pd.read_parquet(result.run_dir / R.TRIALS_FILE)
+    assert len(trials) == 8 and set(trials[R.STATUS]) == {R.COMPLETED}
+    table = pd.read_csv(out / "tables" / "iou_by_decoder.csv").set_index("decoder")
+    for decoder, group in trials.groupby("decoder"):
+        assert table.loc[decoder, "n"] == 4
+        assert table.loc[decoder, "mean"] == pytest.approx(group[R.TEST_IOU].mean() * 100)
+        assert table.loc[decoder, "std"] == pytest.approx(group[R.TEST_IOU].std() * 100)
+    summary = json.loads((out / "summary.json").read_text())
+    pooled = summary["comparisons"][0]["paired"][-1]
+    assert pooled["n_pairs"] == 4  # each (decoder, seed) pairs imagenet with micronet
+    assert {"report.md", "report.html"} <= set(files(out))
