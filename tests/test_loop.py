@@ -1,0 +1,207 @@
+"""The protocol without Ray: schedule, divergence, crops, tiled inference, checkpoints, resume."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trainables import checkpoint as ckpt
+from trainables.augment import create_augmentation, normalize
+from trainables.config import SegmentationConfig
+from trainables.data.dataset import SegmentationData, Split
+from trainables.loop import (
+    CropDataset,
+    Diverged,
+    EvalSettings,
+    PaperSchedule,
+    check_finite,
+    evaluate,
+    make_loader,
+    train_one_epoch,
+)
+from trainables.losses import SegmentationLoss
+from trainables.runtime import Runtime
+from trainables.segmentation import SegmentationTrial, run_trial
+from trainables.tiling import predict_logits, tile_starts
+
+CPU = Runtime(torch.device("cpu"))
+
+
+def toy_split(n: int, prefix: str, seed: int, size: int = 64) -> Split:
+    """Bright squares of class 1 / 2 on a dark background: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    images, masks = [], []
+    for _ in range(n):
+        mask = np.zeros((size, size), np.uint8)
+        for cls in (1, 2):
+            y, x = rng.integers(0, size - 16, 2)
+            mask[y : y + 16, x : x + 16] = cls
+        image = (mask[..., None] * 90 + rng.integers(0, 40, (size, size, 1))).astype(np.uint8)
+        images.append(np.repeat(image, 3, axis=2))
+        masks.append(mask)
+    return Split(images, masks, [f"{prefix}{i}" for i in range(n)])
+
+
+def toy_data() -> SegmentationData:
+    splits = {
+        "train": toy_split(4, "t", 0),
+        "val": toy_split(2, "v", 1),
+        "test": toy_split(2, "s", 2),
+    }
+    return SegmentationData(("matrix", "a", "b"), "toy", splits)
+
+
+def test_schedule_drops_lr_after_patience_then_stops_after_patience_more():
+    s = PaperSchedule(lr=1e-3, lr_final=1e-5, patience=2)
+    seen = []
+    for epoch, iou in enumerate([0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.69], start=1):
+        seen.append((s.step(epoch, iou), s.current_lr, s.done))
+    assert [improved for improved, _, _ in seen] == [True, True, False, False, True, False, False]
+    assert [lr for _, lr, _ in seen] == [1e-3, 1e-3, 1e-3, 1e-5, 1e-5, 1e-5, 1e-5]
+    assert [done for _, _, done in seen][-2:] == [False, True]
+    assert (s.best_epoch, s.best_iou) == (5, 0.7)
+
+
+def test_schedule_state_round_trips():
+    s = PaperSchedule(lr=1e-3, lr_final=1e-5, patience=2)
+    s.step(1, 0.4)
+    s.step(2, 0.3)
+    t = PaperSchedule(lr=1e-3, lr_final=1e-5, patience=2)
+    t.load_state_dict(s.state_dict())
+    assert t == s
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_values_diverge(value):
+    with pytest.raises(Diverged, match="val_iou"):
+        check_finite("val_iou", value)
+    with pytest.raises(Diverged):
+        PaperSchedule(lr=1e-3, lr_final=1e-5, patience=2).step(1, value)
+
+
+def test_a_nan_weight_stops_training_with_diverged():
+    split = toy_split(2, "t", 0)
+    model = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        model.weight[0, 0, 0, 0] = math.nan
+    dataset = CropDataset(
+        split.images, split.masks, create_augmentation("none", crop=32), length=2, seed=0
+    )
+    opt = torch.optim.Adam(model.parameters())
+    with pytest.raises(Diverged, match="train_loss is nan"):
+        train_one_epoch(model, make_loader(dataset, batch_size=2), SegmentationLoss(), opt, CPU)
+
+
+def test_crops_are_deterministic_per_seed_and_read_only_images_work():
+    split = toy_split(3, "t", 0)
+    for image in split.images:
+        image.flags.writeable = False
+    aug = create_augmentation("superalloy", crop=32, random_resize=0.2)
+    a = CropDataset(split.images, split.masks, aug, length=4, seed=7)
+    b = CropDataset(split.images, split.masks, aug, length=4, seed=7)
+    c = CropDataset(split.images, split.masks, aug, length=4, seed=8)
+    assert all(torch.equal(a[i][0], b[i][0]) for i in range(4))
+    assert not all(torch.equal(a[i][0], c[i][0]) for i in range(4))
+    image, mask = a[0]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
+    assert mask.shape == (32, 32) and mask.dtype == torch.long
+
+
+@pytest.mark.parametrize(("height", "width"), [(100, 130), (64, 64), (40, 200)])
+def test_tiled_inference_matches_whole_image_for_a_pointwise_model(height, width):
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 4, 1).eval()
+    image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    tiled = predict_logits(model, image, num_classes=4, runtime=CPU, tile=64, overlap=16, batch=3)
+    with torch.no_grad():
+        whole = model(normalize(torch.from_numpy(image).permute(2, 0, 1)[None]))[0]
+    assert tiled.shape == (4, height, width)
+    torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_tiles_cover_the_image_and_end_flush():
+    assert tile_starts(130, 64, 16) == [0, 48, 66]
+    assert tile_starts(64, 64, 16) == [0]
+
+
+def test_evaluation_of_a_perfect_model_gives_iou_one():
+    split = toy_split(2, "v", 1)
+
+    class Oracle(nn.Module):  # looks up the truth from the image brightness
+        def forward(self, x):
+            level = ((x[:, :1] * 0.229 + 0.485) * 255 / 90).floor().clamp(0, 2).long()[:, 0]
+            return nn.functional.one_hot(level, 3).permute(0, 3, 1, 2).float() * 30
+
+    result = evaluate(
+        Oracle(), split.images, split.masks, split.names,
+        loss_fn=SegmentationLoss(), runtime=CPU, settings=EvalSettings(num_classes=3, tile=64),
+        keep_predictions=True,
+    )  # fmt: skip
+    assert result.iou == pytest.approx(1.0)
+    assert set(result.per_image_iou) == {"v0", "v1"}
+    np.testing.assert_array_equal(result.predictions["v0"], split.masks[0])
+
+
+def test_checkpoint_round_trip_restores_rng_and_refuses_code(tmp_path):
+    state = ckpt.TrialState(
+        epoch=3, model={"w": torch.ones(2)}, optimizer={"state": {}, "param_groups": []},
+        schedule={"phase": 1}, rng=ckpt.rng_state(),
+    )  # fmt: skip
+    expected = (torch.rand(3), np.random.rand(3))
+    ckpt.save(tmp_path, state)
+    loaded = ckpt.load(tmp_path)
+    ckpt.set_rng_state(loaded.rng)
+    assert torch.equal(torch.rand(3), expected[0])
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
+    assert loaded.epoch == 3 and torch.equal(loaded.best_weights()["w"], torch.ones(2))
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": 1, "epoch": Evil()}, tmp_path / ckpt.STATE_FILE)
+    with pytest.raises(Exception, match="unreadable checkpoint"):
+        ckpt.load(tmp_path)
+
+
+def _config(**extra):
+    base = {"crop": 64, "batch_size": 2, "samples_per_epoch": 4, "max_epochs": 3,
+            "patience": 5, "precision": "fp32", "eval_tile": 64, "eval_overlap": 16}  # fmt: skip
+    return SegmentationConfig.from_dict({**base, **extra})
+
+
+@pytest.mark.slow
+def test_resumed_trial_ends_with_the_same_weights_and_epochs(tmp_path):
+    torch.set_num_threads(1)
+    data = toy_data()
+    straight, epochs = SegmentationTrial(_config(max_epochs=2), data, CPU), []
+    run_trial(straight, lambda m, f: epochs.append(m["epoch"]))
+    first = SegmentationTrial(_config(max_epochs=1), data, CPU)
+    run_trial(first, lambda m, f: ckpt.save(tmp_path, first.state()))
+    resumed, more = SegmentationTrial(_config(max_epochs=2), data, CPU), []
+    resumed.restore(ckpt.load(tmp_path))
+    run_trial(resumed, lambda m, f: more.append(m["epoch"]))
+    assert epochs == [1, 2] and more == [2]
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_final_report_uses_the_best_model_and_writes_predictions(tmp_path):
+    torch.set_num_threads(1)
+    reports = []
+    trial = SegmentationTrial(_config(max_epochs=2), toy_data(), CPU)
+    run_trial(
+        trial,
+        lambda m, f: reports.append(
+            (m, sorted(p.relative_to(f).as_posix() for p in f.rglob("*.png")))
+        ),
+    )
+    last, pngs = reports[-1]
+    assert last["done"] is True and last["test_iou"] == last["test_iou:test"]
+    assert last["best_val_iou"] == max(r["val_iou"] for r, _ in reports)
+    assert set(last["per_image_iou"]["test"]) == {"s0", "s1"}
+    assert pngs == ["predictions/test/s0.png", "predictions/test/s1.png"]
+    assert "done" not in reports[0][0]
