@@ -103,7 +103,7 @@ def bar_figure(long: pd.DataFrame, by: Sequence[str], *, across: str, title: str
 
 
 def _panel_grid(n: int) -> tuple[int, int]:
-    ncols = min(3, n)
+    ncols = 2 if n in (2, 4) else min(3, n)
     return math.ceil(n / ncols), ncols
 
 

@@ -126,8 +126,8 @@ def _run_info(index: int, shown: str, meta: dict) -> RunInfo:
     return RunInfo(
         index=index,
         path=shown,
-        experiment=str(meta.get("experiment", "")),
-        dataset=str(meta.get("dataset", "")),
+        experiment=str(meta.get("experiment") or ""),
+        dataset=str(meta.get("dataset") or ""),
         kind=str(meta.get("kind", "segmentation")),
         factors=tuple(str(f) for f in tup("factors")),
         test_splits=tup("test_splits") or ("test",),

@@ -49,10 +49,12 @@ def _panels_for(res: Results, best: pd.Series, factor: str, split: str, limit: i
         return []
     fs, root = _filesystem(res.runs[run].path)
     root = root.rstrip("/")
+    # relative to the run folder as written by the sweep; absolute when it lay elsewhere
+    ckpt_dir = ckpt if ckpt.startswith("/") else f"{root}/{ckpt}"
     out = []
     for image in _images(res, run, best[R.TRIAL], split, limit):
         truth = _read_png(fs, f"{root}/{R.TRUTH_DIR}/{split}/{image}.png")
-        pred = _read_png(fs, f"{root}/{ckpt}/{R.PREDICTIONS_DIR}/{split}/{image}.png")
+        pred = _read_png(fs, f"{ckpt_dir}/{R.PREDICTIONS_DIR}/{split}/{image}.png")
         if truth is None or pred is None or truth.shape != pred.shape:
             continue
         label = f"{factor}={best[factor]} ({best[R.TEST_IOU]:.1f}%)"

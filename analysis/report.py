@@ -71,12 +71,17 @@ def resolve_options(res: Results, opts: ReportOptions) -> ReportOptions:
         check_factors(res.trials, [opts.across])
     by = opts.by
     if not by:
-        varied = _varied(res.trials, res.factors)
+        varied = [f for f in _varied(res.trials, res.factors) if f != opts.across]
         if not varied:
             raise ReportError("no factor varied in these runs; pass --by FACTOR to group trials")
         by = tuple((f,) for f in varied)
     for group in by:
         check_factors(res.trials, group)
+        if opts.across in group:
+            raise ReportError(
+                f"--by {'+'.join(group)} includes the --across column {opts.across!r}; "
+                "tabulate another factor or pick another --across"
+            )
     compare = opts.compare
     if not compare and "init" in res.trials.columns:
         levels = set(res.trials["init"].dropna().astype(str))
