@@ -407,6 +407,17 @@ class _Builder:
             )
         )
         shown = missing.drop(columns=[RUN]).head(MAX_LISTED)
+        label = " × ".join(f for f in res.factors if f in res.trials.columns)
+        shown = shown.assign(
+            absent=shown["absent"].map(_seeds_shown),
+            not_completed=shown["not_completed"].map(_seeds_shown),
+        ).rename(
+            columns={
+                "config": label,
+                "absent": "absent seeds",
+                "not_completed": "seeds not completed",
+            }
+        )
         data = missing.assign(
             absent=missing["absent"].map(_seeds_text),
             not_completed=missing["not_completed"].map(_seeds_text),
@@ -420,6 +431,10 @@ class _Builder:
                 index=False,
             )
         )
+
+
+def _seeds_shown(seeds: Sequence[int]) -> str:
+    return f"[{', '.join(str(s) for s in seeds)}]" if len(seeds) else ""
 
 
 def _seeds_text(seeds: Sequence[int]) -> str:
