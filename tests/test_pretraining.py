@@ -1,0 +1,142 @@
+"""Encoder pretraining: typed config, exact resume, and a real Ray trial exporting to the zoo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainables import checkpoint as ckpt
+from trainables.classify_data import load_image_folder
+from trainables.errors import DataError, UserError
+from trainables.models import create_model, encoder_state_dict
+from trainables.pretraining import (
+    PretrainConfig,
+    PretrainTrial,
+    run_pretraining,
+    topk_correct,
+)
+from trainables.runtime import Runtime
+from trainables.zoo import load_zoo_weights
+
+TINY = "tu-test_resnet"
+FP32 = Runtime(device=torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainables.data.synth import generate
+
+    out = tmp_path_factory.mktemp("micronet")
+    return generate("micronet", out, n_train=4, n_val=2, size=64, n_classes=3, overwrite=True)
+
+
+def _cfg(tmp_path: Path, **kw) -> PretrainConfig:
+    base = {"encoder": TINY, "size": 32, "batch_size": 4, "max_epochs": 2, "lr": 0.01}
+    return PretrainConfig.from_dict({**base, **kw})
+
+
+def test_image_folder_reads_classes_and_labels(folder: Path) -> None:
+    data = load_image_folder(folder)
+    assert len(data.classes) == 3
+    train = data.splits["train"]
+    assert len(train.images) == 12 and sorted(set(train.labels.tolist())) == [0, 1, 2]
+    assert train.images[0].dtype == np.uint8 and train.images[0].shape[2] == 3
+    assert not train.images[0].flags.writeable
+
+
+def test_unreadable_image_is_named(tmp_path: Path, folder: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    bad = next((copy / "train").glob("*/*.png"))
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=bad.name):
+        load_image_folder(copy)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"epocs": 3}, "unknown pretraining key 'epocs'"),
+        ({"lr": "0.1"}, "`lr` must be float"),
+        ({"size": 50}, "multiple of 32"),
+        ({"encoder": "resnet81"}, "did you mean 'resnet18'"),
+        ({"zoo_name": "x"}, "`zoo_dir` and `zoo_name` go together"),
+    ],
+)
+def test_config_rejects_bad_values(config: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        PretrainConfig.from_dict(config)
+
+
+def test_topk_correct_counts_hand_computed_cases() -> None:
+    logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]])
+    labels = torch.tensor([0, 2, 0])
+    assert topk_correct(logits, labels, 1) == 1
+    assert topk_correct(logits, labels, 2) == 2
+    assert topk_correct(logits, labels, 5) == 3  # k above the class count means all
+
+
+def test_resumed_trial_continues_exactly(tmp_path: Path, folder: Path) -> None:
+    data = load_image_folder(folder)
+    cfg = _cfg(tmp_path, max_epochs=2, patience=5)
+    whole = PretrainTrial(cfg, data, FP32)
+    reports: list[dict] = []
+    run_pretraining(whole, lambda m, f: reports.append(m))
+    first = PretrainTrial(cfg, data, FP32)
+    first.step()
+    ckpt.save(tmp_path, first.state())
+    resumed = PretrainTrial(cfg, data, FP32)
+    resumed.restore(ckpt.load(tmp_path))
+    resumed_reports: list[dict] = []
+    run_pretraining(resumed, lambda m, f: resumed_reports.append(m))
+    assert [r["epoch"] for r in reports] == [1, 2] and [r["epoch"] for r in resumed_reports] == [2]
+    assert resumed_reports[0]["train_loss"] == reports[1]["train_loss"]
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert reports[-1]["done"] is True and "zoo_entry" not in reports[-1]
+
+
+def test_divergence_stops_with_one_report(tmp_path: Path, folder: Path) -> None:
+    data = load_image_folder(folder)
+    trial = PretrainTrial(_cfg(tmp_path, lr=1e30, max_epochs=3), data, FP32)
+    reports: list[dict] = []
+    run_pretraining(trial, lambda m, f: reports.append(m))
+    assert reports[-1].get("diverged") is True and "val_top1" not in reports[-1]
+
+
+@pytest.mark.slow
+def test_pretraining_under_ray_exports_a_loadable_encoder(
+    ray_local, tmp_path: Path, folder: Path
+) -> None:
+    from ray import tune
+
+    from trainables.pretraining import pretraining_trainable
+
+    zoo = tmp_path / "zoo"
+    data = load_image_folder(folder)
+    space = {"encoder": TINY, "size": 32, "batch_size": 4, "max_epochs": 2, "lr": 0.01,
+             "zoo_dir": str(zoo), "zoo_name": "tiny-micro", "precision": "fp32"}  # fmt: skip
+    tuner = tune.Tuner(
+        tune.with_parameters(pretraining_trainable, data=data),
+        param_space=space,
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+    )
+    result = tuner.fit()[0]
+    assert result.error is None
+    assert result.metrics["zoo_entry"] == "tiny-micro" and result.metrics["epoch"] == 2
+    assert {"train_loss", "val_loss", "val_top1", "val_top5", "lr"} <= set(result.metrics)
+    assert result.checkpoint is not None
+    entry, exported = load_zoo_weights(zoo, "tiny-micro")
+    assert entry.encoder == TINY and entry.init == "none" and entry.dataset == folder.name
+    model = create_model(decoder="Unet", encoder=TINY, num_classes=2, init="zoo:tiny-micro",
+                         zoo_dir=zoo)  # fmt: skip
+    loaded = encoder_state_dict(model)
+    assert loaded.keys() == exported.keys()
+    assert all(torch.equal(loaded[k], exported[k]) for k in exported)  # provably loaded
+    fresh = encoder_state_dict(create_model(decoder="Unet", encoder=TINY, num_classes=2))
+    assert any(not torch.equal(fresh[k], exported[k]) for k in exported if k.endswith("weight"))
