@@ -140,3 +140,17 @@ def test_pretraining_under_ray_exports_a_loadable_encoder(
     assert all(torch.equal(loaded[k], exported[k]) for k in exported)  # provably loaded
     fresh = encoder_state_dict(create_model(decoder="Unet", encoder=TINY, num_classes=2))
     assert any(not torch.equal(fresh[k], exported[k]) for k in exported if k.endswith("weight"))
+
+
+def test_cli_refuses_bad_input_in_one_line_before_starting_ray(
+    tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from search.cli import main
+
+    code = main(["pretrain", "--data", str(folder), "--zoo", str(tmp_path), "--name", "../x"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "zoo name '../x' is not allowed" in err[0]
+    code = main(
+        ["pretrain", "--data", str(tmp_path / "nope"), "--zoo", str(tmp_path), "--name", "a"]
+    )
+    assert code == 2 and "not found" in capsys.readouterr().err
