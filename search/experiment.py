@@ -171,7 +171,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
 def _check_keys(prefix: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for key in raw:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
             hint = f"; did you mean `{prefix}{close[0]}`?" if close else ""
             raise UserError(f"unknown key `{prefix}{key}`{hint} (allowed: {', '.join(allowed)})")
 

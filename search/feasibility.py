@@ -91,6 +91,8 @@ def _zoo_reason(head: str, arg: str, encoder: str, zoo_dir: str | None) -> str |
 
 def segmentation_reason(point: Mapping[str, Any]) -> str | None:
     """The first reason ``point`` (a trial config) cannot be trained, or None."""
+    if "encoder" not in point and "decoder" not in point and "init" not in point:
+        return None
     get = {**DEFAULTS, **point}.get
     reason = pair_reason(get("decoder"), get("encoder"))
     if reason:
@@ -106,4 +108,5 @@ def no_check(point: Mapping[str, Any]) -> str | None:
 
 
 def checker_for(kind: str) -> Checker:
-    return segmentation_reason if kind == "segmentation" else no_check
+    """Segmentation (and custom trainables naming encoder/decoder) get the model checks."""
+    return no_check if kind == "pretraining" else segmentation_reason

@@ -47,7 +47,7 @@ def run_sweep(
     """Plan, check the data, launch (or resume) the Tuner, and summarise our results files."""
     exp = experiment
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged: no val_iou
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     run_dir = exp.run_dir.resolve() if "://" not in str(exp.storage) else exp.run_dir
     if resume:
         from search.resume import check_resumable

@@ -144,6 +144,8 @@ def parse_space(raw: Mapping[str, Any]) -> dict[str, Dimension]:
 def sample(dimension: Distribution | Grid, count: int, rng: Any) -> list[Any]:
     """``count`` seeded draws through Ray's own samplers, as plain Python values."""
     values = dimension.to_tune().sample(size=count, random_state=rng)
+    if hasattr(values, "tolist"):  # some of Ray's samplers return numpy arrays
+        values = values.tolist()
     if count == 1 or not isinstance(values, list):
         values = [values]
     return [_plain(v) for v in values]

@@ -1,9 +1,78 @@
-"""`microsweep sweep`: not implemented yet."""
+"""``microsweep sweep FILE [--dry-run] [--set k=v ...] [--address ADDR] [--resume]``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("sweep", help="(not implemented yet)")
+    parser = sub.add_parser(
+        "sweep",
+        help="run an architecture/hyperparameter sweep from an experiment file",
+        description="Run a sweep on an embedded local Ray (default) or a Ray cluster.",
+    )
+    parser.add_argument(
+        "file", help="experiment YAML file, or a preset name (microsweep list presets)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; train nothing")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key, e.g. --set scheduler.max_epochs=20 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--address", help="Ray cluster address ('auto': the local `ray start`)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.set_defaults(func=run)
+
+
+def experiment_path(file: str) -> Path:
+    """A file path, or a preset name when no such file exists."""
+    path = Path(file)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    from spaces.presets import preset_path
+    from trainables.errors import UserError
+
+    try:
+        return preset_path(file)
+    except ValueError as err:
+        raise UserError(f"experiment file '{file}' does not exist and {err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.experiment import load_experiment
+    from search.plan import format_plan, make_plan
+
+    exp = load_experiment(experiment_path(args.file), overrides=args.overrides)
+    if args.dry_run:
+        print(format_plan(make_plan(exp)))
+        return 0
+    from search.sweep import run_sweep
+
+    result = run_sweep(exp, address=args.address, resume=args.resume)
+    print(format_summary(result))
+    return 0
+
+
+def format_summary(result) -> str:
+    """Best trial, counts by status, and the command to run next."""
+    from analysis import results as R
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "no trials"
+    lines = [f"results: {result.run_dir}", f"trials: {counts}"]
+    best = result.best
+    if best:
+        factors = {k: best.get(k) for k in result.plan.experiment.space}
+        test = best.get(R.TEST_IOU)
+        lines += [
+            f"best trial: {best[R.TRIAL]} {factors} seed {best.get(R.SEED)}",
+            f"  val IoU {best[R.VAL_IOU]:.4f}"
+            + (f", test IoU {test:.4f}" if test is not None else ", test IoU - (not completed)"),
+            f"  checkpoint: {_checkpoint(result.run_dir, best.get(R.CHECKPOINT))}",
+        ]
+    lines.append(f"next: microsweep report {result.run_dir}")
+    return "\n".join(lines)
+
+
+def _checkpoint(run_dir: Path, relative: str | None) -> str:
+    return str(run_dir / relative) if relative else "-"

@@ -1,0 +1,113 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search.experiment import Scheduler, apply_override, load_experiment
+from spaces.dimensions import Distribution, Fixed, Grid
+from trainables.errors import UserError
+
+BASE = {
+    "name": "t",
+    "kind": "segmentation",
+    "data": {"root": ".", "classes": "superalloy"},
+    "space": {
+        "encoder": ["resnet18", "mobilenet_v2"],
+        "bce_weight": {"uniform": [0.3, 0.9]},
+        "lr": 2.0e-4,
+    },
+    "repeats": 2,
+    "scheduler": {"name": "asha", "max_epochs": 20, "grace_epochs": 2},
+    "train": {"crop": 64},
+}
+
+
+def write(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_parses_into_frozen_typed_experiment(tmp_path):
+    exp = load_experiment(write(tmp_path, BASE))
+    assert isinstance(exp.space["encoder"], Grid)
+    assert isinstance(exp.space["bce_weight"], Distribution)
+    assert exp.space["lr"] == Fixed(2.0e-4)
+    assert exp.scheduler == Scheduler("asha", 20, 2, 3)
+    assert exp.seeds == [0, 1]
+    assert exp.data.root == tmp_path.resolve()  # relative to the file's folder
+    with pytest.raises(AttributeError):
+        exp.repeats = 3  # type: ignore[misc]
+
+
+def test_grace_above_max_is_named_with_both_values(tmp_path):
+    raw = {**BASE, "scheduler": {"max_epochs": 20, "grace_epochs": 50}}
+    with pytest.raises(UserError) as err:
+        load_experiment(write(tmp_path, raw))
+    assert str(err.value) == (
+        "scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("schedular.name=fifo", "did you mean `scheduler`?"),
+        ("scheduler.grace=3", "did you mean `scheduler.grace_epochs`?"),
+        ("space.encodr=[resnet18]", "did you mean `space.encoder`?"),
+        ("search.algorithm=gird", "did you mean 'grid'?"),
+        ("space.lr={logunform: [1.0e-5, 1.0e-3]}", "did you mean 'loguniform'?"),
+        ("space.lr={loguniform: [0, 1.0e-3]}", "low must be > 0"),
+        ("repeats=0", "repeats must be >= 1, but got 0"),
+        ("train.seed=3", "`train.seed` is set by `repeats`"),
+        ("data.root=nowhere", "`data.root`"),
+        ("resources.gpu=1.5", "whole number"),
+    ],
+)
+def test_bad_values_get_one_line_naming_the_key(tmp_path, override, message):
+    with pytest.raises(UserError) as err:
+        load_experiment(write(tmp_path, BASE), overrides=[override])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_overrides_are_yaml_scalars_and_reach_nested_keys(tmp_path):
+    exp = load_experiment(
+        write(tmp_path, BASE),
+        overrides=[
+            "scheduler.max_epochs=40",
+            "space.decoder=[Unet, FPN]",
+            "resources.gpu=0.25",
+            "search.algorithm=random",
+        ],
+    )
+    assert exp.scheduler.max_epochs == 40
+    assert exp.space["decoder"] == Grid(("Unet", "FPN"))
+    assert exp.resources.gpu == 0.25
+    assert exp.search.algorithm == "random"
+
+
+def test_override_without_equals_is_refused():
+    with pytest.raises(UserError, match="key.sub=value"):
+        apply_override({}, "scheduler.max_epochs")
+
+
+def test_optuna_refuses_repeats(tmp_path):
+    with pytest.raises(UserError, match="repeats must be 1 with search.algorithm=optuna"):
+        load_experiment(write(tmp_path, BASE), overrides=["search.algorithm=optuna"])
+
+
+def test_missing_file_and_bad_yaml_are_one_line(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_experiment(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_experiment(bad)
+
+
+def test_yaml_tags_that_run_code_are_refused(tmp_path):
+    bad = tmp_path / "evil.yaml"
+    bad.write_text("name: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_experiment(bad)
