@@ -72,8 +72,12 @@ def trial_config(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             config[key] = value
     from trainables.config import SegmentationConfig
+    from trainables.models import check_feasible
 
-    SegmentationConfig.from_dict(config)  # fail here, before Ray starts
+    cfg = SegmentationConfig.from_dict(config)  # fail here, before Ray starts
+    reason = check_feasible(cfg.decoder, cfg.encoder)
+    if reason:
+        raise UserError(f"{cfg.decoder} with encoder {cfg.encoder!r} is infeasible: {reason}")
     return config
 
 
@@ -99,6 +103,7 @@ def train(data: Any, config: dict[str, Any], *, out: Path, cpus: int) -> Any:
     from trainables.segmentation import segmentation_trainable
 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our per-epoch lines instead of tables
     if not ray.is_initialized():
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     trainable = tune.with_resources(
@@ -111,7 +116,7 @@ def train(data: Any, config: dict[str, Any], *, out: Path, cpus: int) -> Any:
         run_config=tune.RunConfig(
             storage_path=str(out.resolve()),
             name="train",
-            callbacks=[_Progress()],
+            callbacks=[_progress_callback()],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             verbose=0,
         ),
@@ -153,5 +158,6 @@ def _progress_class():
     return Progress
 
 
-def _Progress():  # noqa: N802 - a class built lazily so ray is imported only when training
+def _progress_callback() -> Any:
+    # the class is built lazily so that ray is imported only when training
     return _progress_class()()
