@@ -182,3 +182,16 @@ def test_imagenet_offline_is_one_line_saying_how_to_provide(tmp_path: Path) -> N
     assert len(lines) == 1, out.stdout + out.stderr
     assert "smp-hub/resnet18.imagenet" in lines[0] and "hf download" in lines[0]
     assert "local:PATH" in lines[0]
+
+
+def test_availability_is_checked_without_downloading(tmp_path: Path) -> None:
+    from trainables.inits import check_available
+
+    assert check_available("none", ENC) is None
+    assert check_available("micronet", ENC) is None
+    assert "unknown micronet encoder" in (check_available("micronet", "mit_b0") or "")
+    assert check_available("image-micronet", "efficientnet-b7") is None
+    assert check_available("imagenet", ENC) is None
+    assert "not found" in (check_available(f"local:{tmp_path / 'x.pth'}", ENC) or "")
+    with pytest.raises(UserError, match="did you mean 'micronet'"):
+        check_available("micronett", ENC)

@@ -304,3 +304,48 @@ def _zoo(arg: str, encoder: str, ctx: InitContext) -> StateDict:
             f"zoo entry {arg!r} holds a {entry.encoder} encoder, but the model uses {encoder}"
         )
     return state
+
+
+def check_available(
+    init: str, encoder: str, *, zoo_dir: Path | str | None = None, cache_dir: Path | None = None
+) -> str | None:
+    """Why ``init`` has no weights for ``encoder`` (one line), or None; downloads nothing.
+
+    Unknown source names raise :class:`UserError` (a typo is not an unavailable source).
+    """
+    zoo = Path(zoo_dir) if zoo_dir else None
+    source, arg = parse_init(init, zoo)
+    try:
+        if source.name in ("micronet", "image-micronet"):
+            micronet_url(encoder, source.name)
+        elif source.name == "imagenet":
+            return _imagenet_reason(encoder)
+        elif source.name == "local" and not Path(arg).expanduser().is_file():
+            return f"weights file {arg} not found"
+        elif source.name == "zoo":
+            _zoo_reason(arg, encoder, resolve_zoo_dir(zoo))
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def _imagenet_reason(encoder: str) -> str | None:
+    if encoder.startswith("tu-"):
+        import timm
+
+        arch = encoder[3:]
+        return None if timm.models.is_model_pretrained(arch) else f"timm has no weights for {arch}"
+    import segmentation_models_pytorch as smp
+
+    settings = smp.encoders.encoders.get(encoder, {}).get("pretrained_settings", {})
+    return None if "imagenet" in settings else f"smp has no ImageNet weights for {encoder}"
+
+
+def _zoo_reason(name: str, encoder: str, zoo_dir: Path | None) -> None:
+    from trainables.zoo import get_zoo_entry
+
+    if zoo_dir is None:
+        raise UserError(f"init 'zoo:{name}' needs a zoo folder: pass zoo_dir or set ${ZOO_ENV}")
+    entry = get_zoo_entry(zoo_dir, name)
+    if entry.encoder != encoder:
+        raise UserError(f"zoo entry {name!r} holds a {entry.encoder} encoder, not {encoder}")
