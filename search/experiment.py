@@ -153,7 +153,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         name=name,
         kind=kind,
         space=MappingProxyType(space),
-        data=_data(raw, base_dir),
+        data=_data(raw, base_dir, kind),
         repeats=_int("repeats", raw.get("repeats", 1), low=1),
         search=search,
         scheduler=_scheduler(_mapping(raw, "scheduler")),
@@ -205,13 +205,21 @@ def _kind(value: Any) -> str:
     )
 
 
-def _data(raw: Mapping[str, Any], base_dir: Path) -> Any:
-    from trainables.data.spec import DataSpec
-
+def _data(raw: Mapping[str, Any], base_dir: Path, kind: str) -> Any:
+    """A DataSpec (segmentation); for pretraining, the image folder's Path."""
     data = raw.get("data")
     if data is None:
         return None
-    return DataSpec.from_mapping(data, base_dir=base_dir)
+    if kind != "pretraining":
+        from trainables.data.spec import DataSpec
+
+        return DataSpec.from_mapping(data, base_dir=base_dir)
+    if not isinstance(data, Mapping) or set(data) - {"root"} or "root" not in data:
+        raise UserError(f"`data` for pretraining must be {{root: IMAGE_FOLDER}}, but got {data!r}")
+    root = (base_dir / Path(str(data["root"])).expanduser()).resolve()
+    if not root.is_dir():
+        raise UserError(f"`data.root`: folder '{root}' does not exist")
+    return root
 
 
 def _int(key: str, value: Any, *, low: int | None = None) -> int:
@@ -294,10 +302,10 @@ def trial_config_keys(kind: str) -> tuple[str, ...] | None:
     import dataclasses
     import importlib
 
-    name = {"segmentation": "SegmentationConfig", "pretraining": "PretrainingConfig"}.get(kind)
+    name = {"segmentation": "SegmentationConfig", "pretraining": "PretrainConfig"}.get(kind)
     if name is None:
         return None
-    for module in ("trainables.config", f"trainables.{kind}"):
+    for module in ("trainables.config", "trainables.pretraining"):
         try:
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError):

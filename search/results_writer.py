@@ -89,8 +89,9 @@ class ResultsWriter(tune.Callback):
                 state[key] = result[key]
         # Ray marks the result it stops a trial on with done=True too: only a report
         # holding the final metrics counts as the trainable's own `done`.
-        state["done"] = bool(result.get("done")) and "best_val_iou" in result
+        state["done"] = bool(result.get("done")) and "best_epoch" in result
         state["wall_s"] = result.get("time_total_s")
+        state["epoch"] = result.get(R.EPOCH, result.get("training_iteration"))
         state["node"] = result.get("node_ip")
         self._record_epoch(name, result)
         self._record_final(name, result)
@@ -141,7 +142,7 @@ class ResultsWriter(tune.Callback):
         row.update(
             {
                 R.STATUS: status,
-                R.EPOCHS: max((e[R.EPOCH] for e in epochs), default=0),
+                R.EPOCHS: max([e[R.EPOCH] for e in epochs] + [int(state.get("epoch") or 0)]),
                 R.BEST_EPOCH: state.get("best_epoch", best and best[R.EPOCH]),
                 R.VAL_IOU: _finite(state.get("best_val_iou", best and best[R.VAL_IOU])),
                 R.WALL_S: state.get("wall_s"),

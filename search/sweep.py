@@ -30,6 +30,11 @@ from spaces.dimensions import Fixed
 from trainables.errors import UserError
 
 METRIC, MODE = "val_iou", "max"
+METRICS = {"pretraining": "val_top1"}  # the objective per kind; default METRIC
+
+
+def metric_for(kind: str) -> str:
+    return METRICS.get(kind, METRIC)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ def load_data(exp: Experiment) -> Any:
     if exp.kind == "pretraining":
         from trainables import classify_data
 
-        return classify_data.load_image_folder(exp.data.root)
+        return classify_data.load_image_folder(exp.data)
     from trainables.data.dataset import load_dataset
 
     # load_dataset checks every file (DataError lists each problem) and decodes it once.
@@ -127,7 +132,7 @@ def tune_config(exp: Experiment, plan: Plan) -> Any:
     from ray import tune
 
     return tune.TuneConfig(
-        metric=METRIC,
+        metric=metric_for(exp.kind),
         mode=MODE,
         scheduler=_scheduler(exp),
         search_alg=_search_alg(exp, plan),
@@ -167,7 +172,7 @@ def _search_alg(exp: Experiment, plan: Plan) -> Any:
         from ray.tune.search.optuna import OptunaSearch
 
         sampler = optuna.samplers.TPESampler(seed=exp.search.seed)
-        return OptunaSearch(sampler=sampler, metric=METRIC, mode=MODE)
+        return OptunaSearch(sampler=sampler, metric=metric_for(exp.kind), mode=MODE)
     from ray.tune.search import BasicVariantGenerator
 
     # The points are already shuffled with the search seed (see search.plan).
@@ -194,7 +199,7 @@ def run_config(exp: Experiment, plan: Plan, resources: Any, data: Any) -> Any:
         failure_config=tune.FailureConfig(max_failures=exp.fault.max_failures),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=exp.fault.checkpoints_to_keep,
-            checkpoint_score_attribute=METRIC,
+            checkpoint_score_attribute=metric_for(exp.kind),
             checkpoint_score_order=MODE,
         ),
         callbacks=[writer],
@@ -213,7 +218,7 @@ def run_info(exp: Experiment, plan: Plan, data: Any) -> dict[str, Any]:
         "factors": list(exp.space),
         "test_splits": list(getattr(data, "test_splits", [])),
         "classes": list(getattr(data, "classes", [])),
-        "metric": METRIC,
+        "metric": metric_for(exp.kind),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         R.RUNGS: plan.rungs,
         R.SEEDS: exp.seeds,

@@ -88,12 +88,12 @@ def test_overrides_are_yaml_scalars_and_reach_nested_keys(tmp_path):
 
 
 def test_override_without_equals_is_refused():
-    with pytest.raises(UserError, match="key.sub=value"):
+    with pytest.raises(UserError, match=r"key\.sub=value"):
         apply_override({}, "scheduler.max_epochs")
 
 
 def test_optuna_refuses_repeats(tmp_path):
-    with pytest.raises(UserError, match="repeats must be 1 with search.algorithm=optuna"):
+    with pytest.raises(UserError, match=r"repeats must be 1 with search\.algorithm=optuna"):
         load_experiment(write(tmp_path, BASE), overrides=["search.algorithm=optuna"])
 
 
