@@ -59,11 +59,12 @@ class ResultsWriter(tune.Callback):
         self._epochs: dict[tuple[str, int], dict[str, Any]] = {}
         self._images: dict[str, list[dict[str, Any]]] = {}
         self._state: dict[str, dict[str, Any]] = {}
+        self._finished_before: set[str] = set()
         self._last_write = 0.0
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the callback in tuner.pkl
         state = dict(self.__dict__)
-        for key in ("_trials", "_epochs", "_images", "_state"):
+        for key in ("_trials", "_epochs", "_images", "_state", "_finished_before"):
             state[key] = {}
         return state
 
@@ -83,6 +84,8 @@ class ResultsWriter(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         name = trial_name(trial)
+        if name in self._finished_before:
+            return
         state = self._state.setdefault(name, {})
         for key in STATE_KEYS:
             if key in result and key != "done":
@@ -100,6 +103,8 @@ class ResultsWriter(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
+        if name in self._finished_before:  # recorded before a driver crash; kept as it was
+            return
         self._trials[name] = self._finished_row(trial, self._status(name, trial))
         self._flush()
 
@@ -191,6 +196,7 @@ class ResultsWriter(tune.Callback):
         run = Path(self.run_dir)
         for row in _read_rows(run / R.TRIALS_FILE):
             self._trials[row[R.TRIAL]] = row
+            self._finished_before.add(row[R.TRIAL])
         for row in _read_rows(run / R.EPOCHS_FILE):
             self._epochs[(row[R.TRIAL], int(row[R.EPOCH]))] = row
         for row in _read_rows(run / R.PER_IMAGE_FILE):

@@ -112,7 +112,8 @@ def _trainable(exp: Experiment, data: Any, plan: Plan) -> Any:
 
     resolve_trainable(exp.kind)  # fail here, in one line, not in every trial
     gpus = ray.cluster_resources().get("GPU", 0) > 0
-    fn = tune.with_parameters(run_trial, data=data, kind=exp.kind)
+    run_dir = None if "://" in str(exp.storage) else str(exp.run_dir.resolve())
+    fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=run_dir)
     return tune.with_resources(fn, trial_resources(exp.resources, gpus_available=gpus))
 
 

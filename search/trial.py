@@ -33,11 +33,41 @@ def resolve_trainable(kind: str) -> Callable[..., Any]:
     return func
 
 
-def run_trial(config: dict[str, Any], *, data: Any = None, kind: str = "segmentation") -> None:
+def finished_before(run_dir: str | None, name: str) -> bool:
+    """Whether our own record (trials.parquet) has trial ``name`` as finished.
+
+    After a driver SIGKILL, Ray's last state snapshot can be older than a trial's end, and
+    ``Tuner.restore`` would start that trial again; our record is written when a trial ends.
+    """
+    if not run_dir:
+        return False
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from analysis import results as R
+
+    path = Path(run_dir) / R.TRIALS_FILE
+    if not path.is_file():
+        return False
+    names = pq.read_table(path, columns=[R.TRIAL]).column(R.TRIAL).to_pylist()
+    return name in names
+
+
+def run_trial(
+    config: dict[str, Any],
+    *,
+    data: Any = None,
+    kind: str = "segmentation",
+    run_dir: str | None = None,
+) -> None:
     """Ray's entry point for one trial (bound with ``tune.with_parameters``)."""
     from ray import tune
 
     from search.feasibility import checker_for
+
+    if finished_before(run_dir, tune.get_context().get_trial_name()):
+        return  # finished before a driver crash: never trained twice
 
     reason = checker_for(kind)(config)
     if reason:

@@ -90,3 +90,53 @@ def gpu_probe(config: dict[str, Any], *, data: Any = None) -> None:
                 }
             )
         )
+
+
+def gpu_experiment(tmp: Path, name: str, gpu: float, cpu: float, decoders: list, repeats: int,
+                   scheduler: dict) -> Any:  # fmt: skip
+    import yaml
+
+    from search.experiment import load_experiment
+
+    log_dir = tmp / f"log-{name}"
+    log_dir.mkdir(parents=True)
+    raw = {
+        "name": name, "kind": "tests.sweep_helpers:gpu_probe",
+        "space": {"decoder": decoders}, "repeats": repeats, "scheduler": scheduler,
+        "train": {"log_dir": str(log_dir), "sleep": 1.0},
+        "resources": {"cpu": cpu, "gpu": gpu}, "storage": str(tmp / "runs"),
+    }  # fmt: skip
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_experiment(path)
+
+
+def run_gpu_scenario(scenario: str, tmp: Path) -> None:
+    """Run in a fresh process: Ray with fake GPUs, one or two nodes (see test_gpu_scheduling)."""
+    import ray
+
+    from search.sweep import run_sweep
+
+    fifo = {"name": "fifo", "max_epochs": 2}
+    if scenario == "one-node":
+        ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+        run_sweep(gpu_experiment(tmp, "whole", 1, 1, ["Unet", "FPN"], 2, fifo))
+        run_sweep(gpu_experiment(tmp, "half", 0.5, 0.5, ["Unet", "FPN", "PSPNet", "Linknet"], 2,
+                                 fifo))  # fmt: skip
+        return
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=2, num_gpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    asha = {"name": "asha", "max_epochs": 4, "grace_epochs": 1, "reduction_factor": 3}
+    run_sweep(gpu_experiment(tmp, "nodes", 1, 1, ["Unet", "FPN", "PSPNet", "Linknet"], 2, asha))
+    ray.shutdown()
+    cluster.shutdown()
+
+
+if __name__ == "__main__":
+    import sys
+
+    run_gpu_scenario(sys.argv[1], Path(sys.argv[2]))

@@ -1,0 +1,120 @@
+"""``make demo``: synthetic data -> pretrained zoo encoder -> ASHA sweep -> report, on 2 CPUs.
+
+Usage::
+
+    python -m search.demo --out demo-out            # minutes on 2 cores
+    python -m search.demo --out /tmp/demo --quick   # the smallest version (tests)
+
+Steps: generate a synthetic ``micronet`` image folder and a synthetic ``superalloy`` dataset;
+pretrain a small encoder on the first and export it to an encoder zoo; sweep decoders x init
+{none, that zoo encoder} x repeats on the second with ASHA on the local Ray (the ``demo``
+preset); print where results are and, when the analysis package offers it, write the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from search.experiment import Experiment, load_experiment
+from spaces.presets import preset_path
+
+ENCODER = "resnet18"
+ZOO_NAME = "demo-resnet18"
+
+
+def _say(line: str) -> None:
+    print(f"[demo] {line}", flush=True)
+
+
+def make_data(out: Path, *, quick: bool) -> tuple[Path, Path]:
+    """Synthetic ``micronet`` (classification) and ``superalloy`` (segmentation) folders."""
+    from trainables.data.synth import generate
+
+    n = 1 if quick else 2
+    micronet = generate(
+        "micronet", out / "data" / "micronet", seed=0, n_train=8 * n, n_val=4 * n,
+        size=64, n_classes=4, overwrite=True,
+    )  # fmt: skip
+    superalloy = generate(
+        "superalloy", out / "data" / "superalloy", seed=0, n_train=4 * n, n_val=2, n_test=2,
+        size=96 if quick else 128, different_test=not quick, overwrite=True,
+    )  # fmt: skip
+    return micronet, superalloy
+
+
+def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> str:
+    """Pretrain ``resnet18`` on the synthetic micronet set; its zoo name."""
+    from search.pretrain import run_pretrain
+
+    config = {
+        "encoder": ENCODER, "init": "none", "zoo_dir": str(zoo), "zoo_name": ZOO_NAME,
+        "overwrite": True, "max_epochs": 1 if quick else 3, "patience": 3, "size": 64,
+        "batch_size": 16, "lr": 0.05, "seed": 0,
+    }  # fmt: skip
+    entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs")
+    _say(f"zoo encoder {entry.name}: val top-1 {entry.val_top1:.3f}")
+    return entry.name
+
+
+def demo_experiment(out: Path, data: Path, zoo: Path, zoo_name: str, *, quick: bool) -> Experiment:
+    overrides = [
+        f"data.root={data}",
+        f"space.init=[none, 'zoo:{zoo_name}']",
+        f"train.zoo_dir={zoo}",
+        f"storage={out / 'runs'}",
+    ]
+    if quick:
+        overrides += [
+            "space.decoder=[Unet]", "repeats=1", "scheduler.max_epochs=2",
+            "scheduler.grace_epochs=1", "train.samples_per_epoch=8",
+        ]  # fmt: skip
+    return load_experiment(preset_path("demo"), overrides=overrides)
+
+
+def report(run_dir: Path, out: Path) -> Path | None:
+    try:
+        from analysis.report import build_report
+    except ImportError:
+        return None
+    return build_report([run_dir], out=out / "report", progress=_say)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder")
+    parser.add_argument("--quick", action="store_true", help="smallest version (for tests)")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    start = time.monotonic()
+    _say(f"generating synthetic data in {out / 'data'}")
+    micronet, superalloy = make_data(out, quick=args.quick)
+    _say(f"pretraining {ENCODER} on synthetic micronet")
+    zoo = out / "zoo"
+    zoo_name = pretrain(micronet, zoo, quick=args.quick)
+    exp = demo_experiment(out, superalloy, zoo, zoo_name, quick=args.quick)
+    shutil.rmtree(exp.run_dir, ignore_errors=True)  # the demo's own previous run
+    from search.commands.sweep import format_summary
+    from search.sweep import run_sweep
+
+    _say(f"sweeping {exp.name}: results in {exp.run_dir}")
+    result = run_sweep(exp)
+    print(format_summary(result))
+    path = report(result.run_dir, out)
+    if path is not None:
+        _say(f"report: {path}")
+    _say(f"done in {time.monotonic() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    from trainables.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"microsweep demo: error: {err}", file=sys.stderr)
+        sys.exit(2)
