@@ -93,6 +93,8 @@ def main() -> int:
     faster = rates["bf16+channels_last"] > rates["fp32"]
     verdict = "bf16+channels_last" if ok and faster else "fp32"
     print(f"verdict: CPU default precision should be {verdict} (IoU tolerance {TOLERANCE})")
+    print("note: throughput needs an otherwise idle machine; IoU after a short training also")
+    print("varies with the training trajectory, so compare over repeated runs before changing it")
     return 0
 
 

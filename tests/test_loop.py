@@ -205,3 +205,13 @@ def test_final_report_uses_the_best_model_and_writes_predictions(tmp_path):
     assert set(last["per_image_iou"]["test"]) == {"s0", "s1"}
     assert pngs == ["predictions/test/s0.png", "predictions/test/s1.png"]
     assert "done" not in reports[0][0]
+
+
+def test_runtime_defaults_cpu_to_fp32_and_bf16_brings_channels_last():
+    from trainables.runtime import resolve_runtime
+
+    auto = resolve_runtime("auto", "auto", use_cuda=False)
+    assert (auto.device.type, auto.amp_dtype, auto.channels_last) == ("cpu", None, False)
+    bf16 = resolve_runtime("bf16", "auto", use_cuda=False)
+    assert (bf16.amp_dtype, bf16.channels_last) == (torch.bfloat16, True)
+    assert not resolve_runtime("bf16", "false", use_cuda=False).channels_last

@@ -134,7 +134,7 @@ def evaluate(
             model, image, num_classes=settings.num_classes, runtime=runtime,
             tile=settings.tile, overlap=settings.overlap, batch=settings.batch,
         )  # fmt: skip
-        target = torch.from_numpy(np.ascontiguousarray(mask)).long()
+        target = torch.from_numpy(mask.astype(np.int64))  # a copy: masks are read-only
         losses.append(float(loss_fn(logits[None], target[None])))
         probs = torch.softmax(logits, dim=0).numpy()
         c = metrics.counts(probs, mask)
