@@ -77,19 +77,12 @@ def gpu_probe(config: dict[str, Any], *, data: Any = None) -> None:
     for epoch in range(1, epochs + 1):
         time.sleep(float(config.get("sleep", 0.5)))
         val = quality(config) * epoch / epochs
+        # logged before reporting: Ray may end the trial inside tune.report (ASHA, done)
+        entry = {"start": start, "end": time.time(), "epoch": epoch,
+                 "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                 "decoder": config.get("decoder"), "seed": config.get("seed")}  # fmt: skip
+        log.write_text(json.dumps(entry))
         tune.report({"epoch": epoch, "val_iou": val, "done": epoch == epochs})
-        log.write_text(
-            json.dumps(
-                {
-                    "start": start,
-                    "end": time.time(),
-                    "epoch": epoch,
-                    "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                    "decoder": config.get("decoder"),
-                    "seed": config.get("seed"),
-                }
-            )
-        )
 
 
 def gpu_experiment(tmp: Path, name: str, gpu: float, cpu: float, decoders: list, repeats: int,
@@ -103,7 +96,7 @@ def gpu_experiment(tmp: Path, name: str, gpu: float, cpu: float, decoders: list,
     raw = {
         "name": name, "kind": "tests.sweep_helpers:gpu_probe",
         "space": {"decoder": decoders}, "repeats": repeats, "scheduler": scheduler,
-        "train": {"log_dir": str(log_dir), "sleep": 1.0},
+        "train": {"log_dir": str(log_dir), "sleep": 0.5},
         "resources": {"cpu": cpu, "gpu": gpu}, "storage": str(tmp / "runs"),
     }  # fmt: skip
     path = tmp / f"{name}.yaml"
