@@ -1,0 +1,23 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from analysis import results as R
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "search.demo", "--out", str(tmp_path), "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    rows = pq.read_table(tmp_path / "runs" / "demo" / R.TRIALS_FILE).to_pylist()
+    assert sorted(r["init"] for r in rows) == ["none", "zoo:demo-resnet18"]
+    assert (tmp_path / "zoo" / "manifest.json").is_file()
+    assert f"microsweep report {tmp_path / 'runs' / 'demo'}" in out.stdout
