@@ -22,8 +22,9 @@ from pathlib import Path
 from search.experiment import Experiment, load_experiment
 from spaces.presets import preset_path
 
-ENCODER = "resnet18"
-ZOO_NAME = "demo-resnet18"
+ENCODERS = ("resnet18", "mobilenet_v2")
+# One init value for every encoder of the sweep: the zoo entry pretrained for that encoder.
+ZOO_INIT = "zoo:demo-{encoder}"
 
 
 def _say(line: str) -> None:
@@ -36,8 +37,8 @@ def make_data(out: Path, *, quick: bool) -> tuple[Path, Path]:
 
     n = 1 if quick else 2
     micronet = generate(
-        "micronet", out / "data" / "micronet", seed=0, n_train=8 * n, n_val=4 * n,
-        size=64, n_classes=4, overwrite=True,
+        "micronet", out / "data" / "micronet", seed=0, n_train=4 if quick else 24,
+        n_val=2 if quick else 8, size=64, n_classes=4, overwrite=True,
     )  # fmt: skip
     superalloy = generate(
         "superalloy", out / "data" / "superalloy", seed=0, n_train=4 * n, n_val=2, n_test=2,
@@ -46,31 +47,34 @@ def make_data(out: Path, *, quick: bool) -> tuple[Path, Path]:
     return micronet, superalloy
 
 
-def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> str:
-    """Pretrain ``resnet18`` on the synthetic micronet set; its zoo name."""
+def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> None:
+    """Pretrain each demo encoder on the synthetic micronet set into the zoo (``demo-ENCODER``)."""
     from search.pretrain import run_pretrain
 
-    config = {
-        "encoder": ENCODER, "init": "none", "zoo_dir": str(zoo), "zoo_name": ZOO_NAME,
-        "overwrite": True, "max_epochs": 1 if quick else 3, "patience": 3, "size": 64,
-        "batch_size": 16, "lr": 0.05, "seed": 0,
-    }  # fmt: skip
-    entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs")
-    _say(f"zoo encoder {entry.name}: val top-1 {entry.val_top1:.3f}")
-    return entry.name
+    for encoder in ENCODERS[:1] if quick else ENCODERS:
+        _say(f"pretraining {encoder} on synthetic micronet")
+        config = {
+            "encoder": encoder, "init": "none", "zoo_dir": str(zoo),
+            "zoo_name": f"demo-{encoder}", "overwrite": True,
+            "max_epochs": 1 if quick else 6, "patience": 6, "size": 64,
+            "batch_size": 16, "lr": 0.02, "seed": 0,
+        }  # fmt: skip
+        entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs")
+        _say(f"zoo encoder {entry.name}: val top-1 {entry.val_top1:.3f}")
 
 
-def demo_experiment(out: Path, data: Path, zoo: Path, zoo_name: str, *, quick: bool) -> Experiment:
+def demo_experiment(out: Path, data: Path, zoo: Path, *, quick: bool) -> Experiment:
     overrides = [
         f"data.root={data}",
-        f"space.init=[none, 'zoo:{zoo_name}']",
+        f"space.init=[none, '{ZOO_INIT}']",
+        f"space.encoder=[{', '.join(ENCODERS)}]",
         f"train.zoo_dir={zoo}",
         f"storage={out / 'runs'}",
     ]
     if quick:
         overrides += [
-            "space.decoder=[Unet]", "repeats=1", "scheduler.max_epochs=2",
-            "scheduler.grace_epochs=1", "train.samples_per_epoch=8",
+            f"space.encoder=[{ENCODERS[0]}]", "space.decoder=[Unet]", "repeats=1",
+            "scheduler.max_epochs=2", "scheduler.grace_epochs=1", "train.samples_per_epoch=8",
         ]  # fmt: skip
     return load_experiment(preset_path("demo"), overrides=overrides)
 
@@ -92,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     _say(f"generating synthetic data in {out / 'data'}")
     micronet, superalloy = make_data(out, quick=args.quick)
-    _say(f"pretraining {ENCODER} on synthetic micronet")
     zoo = out / "zoo"
-    zoo_name = pretrain(micronet, zoo, quick=args.quick)
-    exp = demo_experiment(out, superalloy, zoo, zoo_name, quick=args.quick)
+    pretrain(micronet, zoo, quick=args.quick)
+    exp = demo_experiment(out, superalloy, zoo, quick=args.quick)
     shutil.rmtree(exp.run_dir, ignore_errors=True)  # the demo's own previous run
     from search.commands.sweep import format_summary
     from search.sweep import run_sweep

@@ -65,6 +65,8 @@ def run_sweep(
         )
     plan = make_plan(exp)
     data = load_data(exp)
+    if exp.kind == "segmentation" and data is not None and "://" not in str(run_dir):
+        write_truth_masks(data, Path(run_dir))
     _init_ray(address)
     tuner = _restore_tuner(exp, plan, data, run_dir) if resume else _new_tuner(exp, plan, data)
     tuner.fit()
@@ -84,6 +86,25 @@ def load_data(exp: Experiment) -> Any:
     # load_dataset checks every file (DataError lists each problem) and decodes it once.
     crop = exp.train.get("crop")
     return load_dataset(exp.data, crop=crop if isinstance(crop, int) else None)
+
+
+def write_truth_masks(data: Any, run_dir: Path) -> None:
+    """Ground truth of the test splits as index PNGs (``RUN/truth/{split}/{image}.png``).
+
+    Reports draw accuracy maps from these and the predictions in each trial's checkpoint,
+    without decoding the dataset again (``analysis`` never imports ``trainables``).
+    """
+    import io
+
+    from PIL import Image
+
+    for split in data.test_splits:
+        for name, mask in zip(data.splits[split].names, data.splits[split].masks, strict=True):
+            path = run_dir / R.TRUTH_DIR / split / f"{name}.png"
+            if not path.exists():
+                buf = io.BytesIO()
+                Image.fromarray(mask).save(buf, format="PNG")
+                R.write_bytes_atomic(buf.getvalue(), path)
 
 
 def _init_ray(address: str | None) -> None:

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from trainables.errors import UserError
 from trainables.inits import (
     MICRONET_URL_ENV,
+    check_available,
     list_inits,
     load_weights_file,
     micronet_url,
@@ -195,3 +196,25 @@ def test_availability_is_checked_without_downloading(tmp_path: Path) -> None:
     assert "not found" in (check_available(f"local:{tmp_path / 'x.pth'}", ENC) or "")
     with pytest.raises(UserError, match="did you mean 'micronet'"):
         check_available("micronett", ENC)
+
+
+def test_encoder_placeholder_picks_each_encoders_zoo_entry(tmp_path: Path) -> None:
+    from trainables.zoo import export_encoder
+
+    for encoder in ("resnet18", "resnet34"):
+        model = create_model(decoder="Unet", encoder=encoder, num_classes=2)
+        export_encoder(
+            tmp_path, name=f"micro-{encoder}", encoder=encoder,
+            state_dict=encoder_state_dict(model), init="none", dataset="synth",
+            val_top1=0.5, val_top5=1.0,
+        )  # fmt: skip
+    init = "zoo:micro-{encoder}"
+    r34 = create_model(
+        decoder="FPN", encoder="resnet34", num_classes=2, init=init, zoo_dir=tmp_path
+    )
+    exported = load_weights_file(tmp_path / "micro-resnet34.safetensors")
+    for key, tensor in exported.items():
+        assert torch.equal(r34.encoder.state_dict()[key], tensor)
+    assert check_available("zoo:micro-{encoder}", "resnet18", zoo_dir=tmp_path) is None
+    reason = check_available("zoo:micro-{encoder}", "resnet50", zoo_dir=tmp_path)
+    assert reason is not None and "micro-resnet50" in reason

@@ -150,11 +150,22 @@ def parse_init(init: str, zoo_dir: Path | None = None) -> tuple[InitSource, str]
     raise unknown_name("init source", init, list_inits(), hint="")
 
 
+ENCODER_PLACEHOLDER = "{encoder}"
+
+
+def expand_init(init: str, encoder: str) -> str:
+    """Put the trial's encoder into ``init``: ``zoo:micro-{encoder}`` -> ``zoo:micro-resnet18``.
+
+    One init value then names a pretrained encoder per encoder of a sweep.
+    """
+    return init.replace(ENCODER_PLACEHOLDER, encoder)
+
+
 def resolve_init(
     init: str, encoder: str, *, zoo_dir: Path | None = None, cache_dir: Path | None = None
 ) -> StateDict | None:
     """The encoder state dict ``init`` stands for (``None`` for ``none``: keep smp's init)."""
-    source, arg = parse_init(init, zoo_dir)
+    source, arg = parse_init(expand_init(init, encoder), zoo_dir)
     ctx = InitContext(resolve_zoo_dir(zoo_dir), Path(cache_dir or default_cache_dir()))
     return source.resolve(arg, encoder, ctx)
 
@@ -314,7 +325,7 @@ def check_available(
     Unknown source names raise :class:`UserError` (a typo is not an unavailable source).
     """
     zoo = Path(zoo_dir) if zoo_dir else None
-    source, arg = parse_init(init, zoo)
+    source, arg = parse_init(expand_init(init, encoder), zoo)
     try:
         if source.name in ("micronet", "image-micronet"):
             micronet_url(encoder, source.name)
