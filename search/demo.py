@@ -56,7 +56,7 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> None:
         config = {
             "encoder": encoder, "init": "none", "zoo_dir": str(zoo),
             "zoo_name": f"demo-{encoder}", "overwrite": True,
-            "max_epochs": 1 if quick else 6, "patience": 6, "size": 64,
+            "max_epochs": 1 if quick else 10, "patience": 10, "size": 64,
             "batch_size": 16, "lr": 0.02, "seed": 0,
         }  # fmt: skip
         entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs")

@@ -16,6 +16,7 @@ job settings (``RunConfig``: storage, failures, checkpoints, our results callbac
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ def trial_label(trial: Any) -> str:
     cfg = trial.config
     parts = [str(cfg[k]) for k in ("decoder", "encoder", "init") if k in cfg]
     parts.append(f"s{cfg.get('seed', 0)}")
-    safe = "-".join(parts).replace("/", "_").replace(":", "_")
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", "-".join(parts)).strip("_")
     return f"{safe}_{trial.trial_id}"
 
 
