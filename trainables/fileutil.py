@@ -39,14 +39,19 @@ def commit_file(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    tmp = temp_path_beside(path)
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write so that a reader only ever sees the old file (or none) or the complete new one."""
+    tmp = temp_path_beside(Path(path))
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        commit_file(tmp, path)
+        tmp.write_bytes(data)
+        commit_file(tmp, Path(path))
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    write_bytes_atomic((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from trainables.classify_data import ClassificationData, ClassifySplit
 from trainables.errors import UserError, unknown_name
 from trainables.inits import apply_init
 from trainables.models import validate_encoder
-from trainables.runtime import Runtime, resolve_runtime
+from trainables.runtime import Runtime, ray_resources, resolve_runtime
 from trainables.zoo import export_encoder, load_zoo, validate_zoo_name
 
 Reporter = Callable[[dict[str, Any], Path | None], None]
@@ -348,16 +348,6 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _ray_resources() -> tuple[int, bool]:
-    """CPUs and whether a GPU were assigned to this trial by Ray (1 CPU, no GPU outside)."""
-    import ray
-
-    if not ray.is_initialized():
-        return 1, False
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    return max(1, int(assigned.get("CPU", 1))), assigned.get("GPU", 0) > 0
-
-
 def _ray_report(metrics: dict[str, Any], folder: Path | None) -> None:
     from ray import tune
 
@@ -374,7 +364,7 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
 
     try:
         cfg = PretrainConfig.from_dict(config)
-        cpus, use_cuda = _ray_resources()
+        cpus, use_cuda = ray_resources()
         torch.set_num_threads(cpus)
         runtime = resolve_runtime(
             cfg.precision, cfg.channels_last, use_cuda=use_cuda and torch.cuda.is_available()

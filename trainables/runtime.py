@@ -68,3 +68,14 @@ def resolve_runtime(precision: str, channels_last: str, *, use_cuda: bool) -> Ru
     auto_cl = use_cuda or precision == "bf16"
     cl = auto_cl if channels_last == "auto" else channels_last == "true"
     return Runtime(device=device, amp_dtype=AMP_DTYPES[precision], channels_last=cl)
+
+
+def ray_resources() -> tuple[int, bool]:
+    """CPUs and whether a usable GPU were assigned to this trial by Ray (1 CPU, no GPU outside)."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1, False
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus = max(1, int(assigned.get("CPU", 1)))
+    return cpus, assigned.get("GPU", 0) > 0 and torch.cuda.is_available()

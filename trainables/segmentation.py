@@ -43,7 +43,7 @@ from trainables.loop import (
     train_one_epoch,
 )
 from trainables.losses import SegmentationLoss
-from trainables.runtime import Runtime, resolve_runtime
+from trainables.runtime import Runtime, ray_resources, resolve_runtime
 
 PREDICTIONS_DIR = "predictions"
 # report(metrics, checkpoint_dir or None)
@@ -232,17 +232,6 @@ def run_trial(trial: SegmentationTrial, report: Reporter) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _ray_resources() -> tuple[int, bool]:
-    """CPUs and whether a GPU were assigned to this trial by Ray (1 CPU, no GPU outside)."""
-    import ray
-
-    if not ray.is_initialized():
-        return 1, False
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    cpus = max(1, int(assigned.get("CPU", 1)))
-    return cpus, assigned.get("GPU", 0) > 0 and torch.cuda.is_available()
-
-
 def _ray_report(metrics_: dict[str, Any], folder: Path | None) -> None:
     from ray import tune
 
@@ -259,7 +248,7 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     except UserError as err:
         _ray_report({"infeasible": True, "error": str(err)}, None)
         return
-    cpus, use_cuda = _ray_resources()
+    cpus, use_cuda = ray_resources()
     torch.set_num_threads(cpus)
     runtime = resolve_runtime(cfg.precision, cfg.channels_last, use_cuda=use_cuda)
     try:

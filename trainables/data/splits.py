@@ -12,7 +12,6 @@ shared ``splits/*.yaml`` with ``base: ..`` so that paths stay relative to the da
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import yaml
 
 from trainables.data.layout import Pair, discover
 from trainables.errors import DataError, UserError
+from trainables.fileutil import write_bytes_atomic
 
 NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = (0.7, 0.15, 0.15)
@@ -113,16 +113,7 @@ def write_split_file(
         },
     }
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(text.encode("utf-8"), path)
     return path
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 
 from trainables.errors import UserError
+from trainables.fileutil import write_bytes_atomic
 
 SYNTH_FILE = "synth.json"
 DATA_FILE = "data.yaml"
@@ -140,21 +139,6 @@ def grey_to_rgb(grey: np.ndarray) -> np.ndarray:
 
 
 # --- output -------------------------------------------------------------------------------------
-
-
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """Write so that a reader only ever sees no file or the complete file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_image(array: np.ndarray, path: Path) -> None:
