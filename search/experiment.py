@@ -160,7 +160,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         train=MappingProxyType(train),
         resources=_resources(_mapping(raw, "resources")),
         fault=_fault(_mapping(raw, "fault")),
-        storage=Path(str(raw.get("storage", "runs"))).expanduser(),
+        storage=_storage(raw.get("storage", "runs")),
         base_dir=base_dir,
     )
     _check_trial_keys(exp)
@@ -312,6 +312,18 @@ def trial_config_keys(kind: str) -> tuple[str, ...] | None:
             continue
         return tuple(f.name for f in dataclasses.fields(cls))
     return None
+
+
+def _storage(value: Any) -> Path:
+    text = str(value)
+    if "://" in text:
+        # Ray could write there, but our own results files (trials.parquet, ...) and resume
+        # need a path: refuse now rather than lose them after hours of training.
+        raise UserError(
+            f"storage must be a folder path (local, or shared by every node: EFS/NFS), "
+            f"but got the URI {text!r}; URIs such as s3:// are not supported yet"
+        )
+    return Path(text).expanduser()
 
 
 def _check_trial_keys(exp: Experiment) -> None:

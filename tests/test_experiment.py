@@ -111,3 +111,16 @@ def test_yaml_tags_that_run_code_are_refused(tmp_path):
     bad.write_text("name: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_experiment(bad)
+
+
+def test_storage_uri_is_refused_in_one_line(tmp_path, capsys):
+    from search.cli import main
+
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        "name: x\nkind: segmentation\ndata: {root: ., classes: superalloy}\n"
+        "space: {encoder: resnet18, decoder: Unet}\nstorage: s3://bucket/runs\n"
+    )
+    assert main(["sweep", str(exp), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "s3://bucket/runs" in err[0] and "EFS/NFS" in err[0]
