@@ -244,7 +244,11 @@ def _scalar(value: Any) -> Any:
 
 
 def _error_line(trial: Any) -> str:
+    """The exception's last line, from Ray's plain-text ``error.txt`` (never its pickle)."""
     text = str(getattr(trial, "error_msg", "") or "")
+    error_file = getattr(trial, "error_file", None)
+    if not text and error_file and Path(error_file).is_file():
+        text = Path(error_file).read_text(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "trial raised an exception (see Ray's error.txt)"
 

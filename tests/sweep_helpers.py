@@ -39,6 +39,8 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
     start = time.monotonic()
     for epoch in range(_restore() + 1, max_epochs + 1):
         time.sleep(float(config.get("sleep", 0.02)))
+        if config.get("raise_decoder") == config.get("decoder") and epoch == 2:
+            raise RuntimeError(f"boom in {config['decoder']} at epoch {epoch}")
         diverges = config.get("diverge_decoder") == config.get("decoder")
         if config.get("diverge_at") == epoch or (diverges and epoch == 1):
             tune.report({"diverged": True, "epoch": epoch, "error": "non-finite loss: nan"})

@@ -72,6 +72,22 @@ def test_grid_sweep_with_asha_records_every_trial(ray_local, tmp_path):
     }
 
 
+def test_a_trial_that_raises_is_recorded_as_error_with_its_reason(ray_local, tmp_path):
+    exp = experiment(
+        tmp_path,
+        name="raises",
+        space={"decoder": ["Unet", "FPN"], "encoder": "resnet18"},
+        repeats=1,
+        scheduler={"name": "fifo", "max_epochs": 3},
+        train={"sleep": 0.01, "raise_decoder": "FPN"},
+        fault={"max_failures": 0},
+    )
+    rows = {r["decoder"]: r for r in run_sweep(exp).trials}
+    assert rows["Unet"][R.STATUS] == R.COMPLETED
+    assert rows["FPN"][R.STATUS] == R.ERRORED
+    assert "boom in FPN at epoch 2" in rows["FPN"][R.ERROR]
+
+
 def sampled(tmp_path: Path, name: str) -> list[tuple]:
     exp = experiment(
         tmp_path,
