@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,10 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     rows = pq.read_table(tmp_path / "runs" / "demo" / R.TRIALS_FILE).to_pylist()
-    assert sorted(r["init"] for r in rows) == ["none", "zoo:demo-resnet18"]
-    assert (tmp_path / "zoo" / "manifest.json").is_file()
+    # one init value names each encoder's own pretrained zoo entry
+    assert sorted(r["init"] for r in rows) == ["none", "zoo:demo-{encoder}"]
+    assert {r[R.STATUS] for r in rows} <= {R.COMPLETED, R.STOPPED}
+    manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
+    assert "demo-resnet18" in json.dumps(manifest)
+    assert (tmp_path / "report" / "report.html").is_file()
     assert f"microsweep report {tmp_path / 'runs' / 'demo'}" in out.stdout
