@@ -16,11 +16,8 @@ Example (Ray)::
 from __future__ import annotations
 
 import dataclasses
-import math
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +34,11 @@ from trainables import checkpoint as ckpt
 from trainables.classify_data import ClassificationData, ClassifySplit
 from trainables.errors import UserError, unknown_name
 from trainables.inits import apply_init
+from trainables.loop import check_finite
 from trainables.models import validate_encoder
+from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
 from trainables.zoo import export_encoder, load_zoo, validate_zoo_name
-
-Reporter = Callable[[dict[str, Any], Path | None], None]
 
 
 @dataclass(frozen=True)
@@ -169,16 +166,6 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
     return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
 
 
-class Diverged(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
-def _finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise Diverged(f"{name} is {value} (not finite)")
-    return value
-
-
 def train_epoch(
     model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, rt: Runtime
 ) -> float:
@@ -189,7 +176,7 @@ def train_epoch(
         with rt.autocast():
             logits = model(rt.prepare(images))
         loss = nn.functional.cross_entropy(logits.float(), labels.to(rt.device))
-        value = _finite("train_loss", float(loss.detach()))
+        value = check_finite("train_loss", float(loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -210,7 +197,7 @@ def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime) -> tuple[float, 
         top1 += topk_correct(logits, labels, 1)
         top5 += topk_correct(logits, labels, 5)
         n += len(labels)
-    return _finite("val_loss", loss / n), top1 / n, top5 / n
+    return check_finite("val_loss", loss / n), top1 / n, top5 / n
 
 
 class PretrainTrial:
@@ -330,29 +317,14 @@ def check_zoo_name_free(cfg: PretrainConfig) -> None:
 
 def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
     """Epochs until early stopping or ``max_epochs``; the last report names the zoo entry."""
-    while not trial.finished:
-        try:
-            result = trial.step()
-        except Diverged as err:
-            report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
-            return
-        folder = Path(tempfile.mkdtemp(prefix="microsweep-pretrain-"))
-        try:
-            ckpt.save(folder, trial.state())
-            if trial.finished:
-                result.update(done=True, best_epoch=trial.best_epoch, best_val_top1=trial.best[0])
-                if trial.cfg.zoo_name:
-                    result["zoo_entry"] = trial.export()
-            report(result, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
+    def final(folder: Path) -> dict[str, Any]:
+        result = {"done": True, "best_epoch": trial.best_epoch, "best_val_top1": trial.best[0]}
+        if trial.cfg.zoo_name:
+            result["zoo_entry"] = trial.export()
+        return result
 
-def _ray_report(metrics: dict[str, Any], folder: Path | None) -> None:
-    from ray import tune
-
-    checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
-    tune.report(metrics, checkpoint=checkpoint)
+    run_epochs(trial, report, final=final, name="pretrain")
 
 
 def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -> None:
@@ -374,9 +346,9 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
         if checkpoint is None:
             check_zoo_name_free(cfg)
     except UserError as err:
-        _ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({"infeasible": True, "error": str(err)}, None)
         return
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trial.restore(ckpt.load(Path(folder)))
-    run_pretraining(trial, _ray_report)
+    run_pretraining(trial, ray_report)

@@ -13,10 +13,7 @@ Reported keys follow docs/contracts.md ("What trainables report").
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,6 @@ from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
 from trainables.errors import UserError
 from trainables.loop import (
     CropDataset,
-    Diverged,
     EvalResult,
     EvalSettings,
     PaperSchedule,
@@ -43,11 +39,11 @@ from trainables.loop import (
     train_one_epoch,
 )
 from trainables.losses import SegmentationLoss
+from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
 
 PREDICTIONS_DIR = "predictions"
 # report(metrics, checkpoint_dir or None)
-Reporter = Callable[[dict[str, Any], Path | None], None]
 
 
 class SegmentationTrial:
@@ -214,29 +210,7 @@ def run_trial(trial: SegmentationTrial, report: Reporter) -> None:
 
     A non-finite loss or metric ends the trial with a ``diverged`` report and no ``val_iou``.
     """
-    while not trial.finished:
-        try:
-            result = trial.step()
-        except Diverged as err:
-            report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
-            return
-        folder = Path(tempfile.mkdtemp(prefix="microsweep-ckpt-"))
-        try:
-            t0 = time.perf_counter()
-            ckpt.save(folder, trial.state())
-            result["time_checkpoint_s"] = time.perf_counter() - t0
-            if trial.finished:
-                result.update(trial.final_metrics(folder))
-            report(result, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _ray_report(metrics_: dict[str, Any], folder: Path | None) -> None:
-    from ray import tune
-
-    checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
-    tune.report(metrics_, checkpoint=checkpoint)
+    run_epochs(trial, report, final=trial.final_metrics, name="segmentation")
 
 
 def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) -> None:
@@ -246,7 +220,7 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     try:
         cfg = SegmentationConfig.from_dict(config)
     except UserError as err:
-        _ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({"infeasible": True, "error": str(err)}, None)
         return
     cpus, use_cuda = ray_resources()
     torch.set_num_threads(cpus)
@@ -254,10 +228,10 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     try:
         trial = SegmentationTrial(cfg, data, runtime)
     except UserError as err:
-        _ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({"infeasible": True, "error": str(err)}, None)
         return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trial.restore(ckpt.load(Path(folder)))
-    run_trial(trial, _ray_report)
+    run_trial(trial, ray_report)

@@ -1,0 +1,62 @@
+"""The epoch loop both trainables share: step, checkpoint, report; ``diverged`` ends it.
+
+Ray stays at the edge: :func:`run_epochs` takes any ``report(metrics, folder)`` callable;
+:func:`ray_report` is the one that talks to Ray Tune.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from trainables import checkpoint as ckpt
+from trainables.loop import Diverged
+
+Reporter = Callable[[dict[str, Any], Path | None], None]
+
+
+class EpochTrial(Protocol):
+    finished: bool
+    epoch: int
+
+    def step(self) -> dict[str, Any]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+def run_epochs(
+    trial: EpochTrial, report: Reporter, *, final: Callable[[Path], dict[str, Any]], name: str
+) -> None:
+    """Epochs until ``trial.finished``: one report and checkpoint each, ``final`` added last.
+
+    A non-finite loss or metric ends the trial with one ``diverged`` report holding no
+    objective; the function returns (it never raises, so Ray does not retry it).
+    """
+    while not trial.finished:
+        try:
+            result = trial.step()
+        except Diverged as err:
+            report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
+            return
+        folder = Path(tempfile.mkdtemp(prefix=f"microsweep-{name}-"))
+        try:
+            t0 = time.perf_counter()
+            ckpt.save(folder, trial.state())
+            result["time_checkpoint_s"] = time.perf_counter() - t0
+            if trial.finished:
+                result.update(final(folder))
+            report(result, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def ray_report(metrics: dict[str, Any], folder: Path | None) -> None:
+    """``tune.report`` with the folder as the epoch's checkpoint (Ray copies it to storage)."""
+    from ray import tune
+
+    checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder else None
+    tune.report(metrics, checkpoint=checkpoint)
