@@ -280,3 +280,34 @@ def segmentation_items(settings: Settings) -> list[Item]:
         for split, n in settings.counts.items()
         for i in range(n)
     ]
+
+
+Render = Callable[[np.random.Generator, int, bool], tuple[np.ndarray, np.ndarray]]
+
+
+def segmentation_jobs(
+    out: Path,
+    settings: Settings,
+    render: Render,
+    *,
+    mask_suffix: str,
+    to_mask: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> list:
+    """One job per image of a segmentation kind: (relative paths, callable writing them).
+
+    The image is ``{split}/NAME.tif`` (RGB); the mask ``{split}_annot/NAME{mask_suffix}.tif``,
+    made by ``to_mask(grey, labels)`` from what ``render(rng, size, shifted)`` drew.
+    """
+
+    def job(item: Item):
+        image_rel = f"{item.split}/{item.name}.tif"
+        mask_rel = f"{item.split}_annot/{item.name}{mask_suffix}.tif"
+
+        def write() -> None:
+            grey, labels = render(item.rng, settings.size, item.shifted)
+            save_image(grey_to_rgb(grey), out / image_rel)
+            save_image(to_mask(grey, labels), out / mask_rel)
+
+        return [image_rel, mask_rel], write
+
+    return [job(item) for item in segmentation_items(settings)]

@@ -14,12 +14,9 @@ import numpy as np
 
 from trainables.data.synth._common import (
     Imaging,
-    Item,
     Settings,
     finish,
-    grey_to_rgb,
-    save_image,
-    segmentation_items,
+    segmentation_jobs,
     smooth_noise,
     smooth_noise_1d,
 )
@@ -109,16 +106,8 @@ def render(rng: np.random.Generator, size: int, *, shifted: bool = False):
 
 def jobs(out: Path, settings: Settings) -> list:
     """The files to write, each as (relative paths, callable writing them)."""
-    return [_job(out, settings.size, item) for item in segmentation_items(settings)]
 
+    def draw(rng, size: int, shifted: bool):
+        return render(rng, size, shifted=shifted)
 
-def _job(out: Path, size: int, item: Item):
-    image_rel = f"{item.split}/{item.name}.tif"
-    mask_rel = f"{item.split}_annot/{item.name}.tif"
-
-    def write() -> None:
-        grey, mask = render(item.rng, size, shifted=item.shifted)
-        save_image(grey_to_rgb(grey), out / image_rel)
-        save_image(mask, out / mask_rel)
-
-    return [image_rel, mask_rel], write
+    return segmentation_jobs(out, settings, draw, mask_suffix="", to_mask=lambda grey, mask: mask)

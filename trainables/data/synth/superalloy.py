@@ -15,13 +15,10 @@ from scipy import ndimage
 
 from trainables.data.synth._common import (
     Imaging,
-    Item,
     Settings,
     disks,
     finish,
-    grey_to_rgb,
-    save_image,
-    segmentation_items,
+    segmentation_jobs,
     smooth_noise,
 )
 
@@ -143,16 +140,8 @@ def overlay_mask(grey: np.ndarray, phase: np.ndarray) -> np.ndarray:
 
 def jobs(out: Path, settings: Settings) -> list:
     """The files to write, each as (relative paths, callable writing them)."""
-    return [_job(out, settings.size, item) for item in segmentation_items(settings)]
 
+    def draw(rng, size: int, shifted: bool):
+        return render(rng, size, shifted=shifted)
 
-def _job(out: Path, size: int, item: Item):
-    image_rel = f"{item.split}/{item.name}.tif"
-    mask_rel = f"{item.split}_annot/{item.name}_mask.tif"
-
-    def write() -> None:
-        grey, phase = render(item.rng, size, shifted=item.shifted)
-        save_image(grey_to_rgb(grey), out / image_rel)
-        save_image(overlay_mask(grey, phase), out / mask_rel)
-
-    return [image_rel, mask_rel], write
+    return segmentation_jobs(out, settings, draw, mask_suffix="_mask", to_mask=overlay_mask)
