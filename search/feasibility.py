@@ -1,29 +1,110 @@
 """Which trial points cannot run: infeasible encoder/decoder pairs, init sources without weights.
 
 A thin adapter over the trainables' own checks (``trainables.models.check_feasible`` and the init
-registry), cached per combination; each returns a one-line reason or ``None``. Used by the plan
-(grid points are dropped before launch) and by the trial wrapper (sampled points under Optuna
-report ``infeasible`` without training).
+registry); each returns a one-line reason or ``None``. Used by the plan (grid points are dropped
+before launch) and by the trial wrapper (sampled points under Optuna report ``infeasible``
+without training).
+
+Pair checks build each model on the meta device (up to a second for large encoders; the
+``paper`` preset has 252 pairs), so their answers are kept on disk in
+``$MICROSWEEP_CACHE/feasibility.json``, keyed by the smp, timm and torch versions that gave them:
+a new version of any of the three starts afresh. The file is only a cache: a corrupt or foreign
+one is ignored and rewritten.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 Checker = Callable[[Mapping[str, Any]], str | None]
+Progress = Callable[[int, int], None]
 
 DEFAULTS = {"encoder": "resnet18", "decoder": "Unet", "init": "none"}
+CACHE_FILE = "feasibility.json"
 
 
-@functools.lru_cache(maxsize=4096)
-def pair_reason(decoder: str, encoder: str) -> str | None:
-    """smp's reason why ``decoder`` cannot take ``encoder``, or None."""
+def _cache_path() -> Path:
+    from trainables.weights_cache import default_cache_dir
+
+    return default_cache_dir() / CACHE_FILE
+
+
+@functools.cache
+def versions() -> str:
+    """What the cached answers depend on: smp, timm and torch versions and the probe size."""
+    import segmentation_models_pytorch as smp
+    import timm
+    import torch
+
+    from trainables.models import PROBE_SIZE
+
+    libraries = f"smp {smp.__version__}, timm {timm.__version__}, torch {torch.__version__}"
+    return f"{libraries}, probe {PROBE_SIZE}"
+
+
+def _read_cache(path: Path) -> dict[str, str | None]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("versions") != versions():
+        return {}
+    pairs = data.get("pairs")
+    return pairs if isinstance(pairs, dict) else {}
+
+
+def _save_cache(path: Path, new: dict[str, str | None]) -> None:
+    """Merge ``new`` into the file under a lock (trials of one node may write at once)."""
+    from trainables.fileutil import atomic_write_json, folder_lock
+
+    try:
+        with folder_lock(path.parent):
+            pairs = {**_read_cache(path), **new}
+            atomic_write_json(path, {"versions": versions(), "pairs": pairs})
+    except OSError:
+        pass  # a read-only cache folder costs time, never correctness
+
+
+@functools.lru_cache(maxsize=8)
+def _disk_pairs(path: Path) -> dict[str, str | None]:
+    return _read_cache(path)
+
+
+def _key(decoder: str, encoder: str) -> str:
+    return f"{decoder}|{encoder}"
+
+
+def check_pairs(
+    pairs: Iterable[tuple[str, str]], *, progress: Progress | None = None
+) -> dict[tuple[str, str], str | None]:
+    """smp's reason (or None) for each ``(decoder, encoder)``, from the disk cache when known.
+
+    ``progress(done, total)`` is called after each pair that had to be built.
+    """
     from trainables.models import check_feasible
 
-    return check_feasible(decoder, encoder)
+    path = _cache_path()
+    known = _disk_pairs(path)
+    pairs = list(dict.fromkeys(pairs))
+    todo = [p for p in pairs if _key(*p) not in known]
+    new: dict[str, str | None] = {}
+    for i, (decoder, encoder) in enumerate(todo, 1):
+        new[_key(decoder, encoder)] = check_feasible(decoder, encoder)
+        if progress:
+            progress(i, len(todo))
+    if new:
+        known.update(new)
+        _save_cache(path, new)
+    return {p: known[_key(*p)] for p in pairs}
+
+
+def pair_reason(decoder: str, encoder: str) -> str | None:
+    """smp's reason why ``decoder`` cannot take ``encoder``, or None."""
+    return check_pairs([(decoder, encoder)])[(decoder, encoder)]
 
 
 @functools.lru_cache(maxsize=4096)

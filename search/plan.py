@@ -26,7 +26,14 @@ import numpy as np
 
 from analysis import results as R
 from search.experiment import Experiment
-from search.feasibility import Checker, checker_for
+from search.feasibility import (
+    DEFAULTS,
+    Checker,
+    Progress,
+    check_pairs,
+    checker_for,
+    segmentation_reason,
+)
 from spaces.dimensions import Distribution, Fixed, Grid, sample
 
 
@@ -77,15 +84,27 @@ def expand_points(exp: Experiment) -> list[dict[str, Any]]:
     return points
 
 
-def make_plan(exp: Experiment, *, checker: Checker | None = None, slots: int | None = None) -> Plan:
-    """Expand, check feasibility, count; ``checker`` defaults to the trainables' own checks."""
+def make_plan(
+    exp: Experiment,
+    *,
+    checker: Checker | None = None,
+    slots: int | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    """Expand, check feasibility, count; ``checker`` defaults to the trainables' own checks.
+
+    ``progress(done, total)`` follows the encoder/decoder pairs that smp has to build (those
+    not in the feasibility cache).
+    """
     check = checker or checker_for(exp.kind)
+    points, infeasible = [], []
     if exp.search.algorithm == "optuna":
-        points, infeasible = [], []
         trials = exp.search.num_samples
     else:
-        points, infeasible = [], []
-        for point in expand_points(exp):
+        expanded = expand_points(exp)
+        if check is segmentation_reason:
+            check_pairs(_pairs(expanded), progress=progress)
+        for point in expanded:
             reason = check(point)
             (infeasible.append((point, reason)) if reason else points.append(point))
         trials = len(points)
@@ -103,6 +122,11 @@ def make_plan(exp: Experiment, *, checker: Checker | None = None, slots: int | N
         estimate_s=_estimate(exp, asha, slots),
         slots=slots,
     )
+
+
+def _pairs(points: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    get = [{**DEFAULTS, **p}.get for p in points if any(k in p for k in DEFAULTS)]
+    return [(g("decoder"), g("encoder")) for g in get]
 
 
 def asha_trial_epochs(trials: int, exp: Experiment) -> int:

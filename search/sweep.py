@@ -24,6 +24,7 @@ from typing import Any
 
 from analysis import results as R
 from search.experiment import Experiment
+from search.feasibility import Progress
 from search.plan import Plan, base_config, make_plan
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
@@ -48,9 +49,16 @@ class SweepResult:
 
 
 def run_sweep(
-    experiment: Experiment, *, address: str | None = None, resume: bool = False
+    experiment: Experiment,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
 ) -> SweepResult:
-    """Plan, check the data, launch (or resume) the Tuner, and summarise our results files."""
+    """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
+
+    ``progress(done, total)`` follows the feasibility checks of the plan (see ``make_plan``).
+    """
     exp = experiment
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged: no val_iou
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -64,7 +72,7 @@ def run_sweep(
             f"run folder '{run_dir}' already holds a sweep; pass --resume to continue it, "
             "or change `name` (or --set name=...)"
         )
-    plan = make_plan(exp)
+    plan = make_plan(exp, progress=progress)
     data = load_data(exp)
     if exp.kind == "segmentation" and data is not None and "://" not in str(run_dir):
         write_truth_masks(data, Path(run_dir))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Caches (weights, feasibility answers) go to a fresh folder, never the user's ~/.cache; set
+# before any Ray runtime starts so that its workers inherit it.
+os.environ.setdefault("MICROSWEEP_CACHE", tempfile.mkdtemp(prefix="microsweep-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MICROSWEEP_SHARED_DATA", REPO.parent / "shared" / "data"))

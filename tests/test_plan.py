@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -120,3 +122,53 @@ def test_dry_run_of_bad_file_exits_2_with_one_line(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "none.yaml"), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_pair_answers_are_cached_on_disk_by_library_versions(tmp_path, monkeypatch):
+    from search import feasibility
+    from trainables import models
+
+    monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path))
+    feasibility._disk_pairs.cache_clear()
+    seen = []
+    answers = feasibility.check_pairs(
+        [("Unet", "resnet18"), ("DeepLabV3Plus", "vgg11_bn"), ("Unet", "resnet18")],
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert answers[("Unet", "resnet18")] is None
+    assert "dilated" in answers[("DeepLabV3Plus", "vgg11_bn")]
+    assert seen == [(1, 2), (2, 2)]
+    saved = json.loads((tmp_path / feasibility.CACHE_FILE).read_text())
+    assert saved["versions"] == feasibility.versions() and len(saved["pairs"]) == 2
+
+    # A new process (fresh memory cache) answers from the file without building any model.
+    feasibility._disk_pairs.cache_clear()
+    monkeypatch.setattr(models, "check_feasible", lambda *a, **k: pytest.fail("built again"))
+    again = feasibility.check_pairs([("DeepLabV3Plus", "vgg11_bn")], progress=seen.append)
+    assert again == {("DeepLabV3Plus", "vgg11_bn"): answers[("DeepLabV3Plus", "vgg11_bn")]}
+    assert len(seen) == 2  # nothing built, no progress
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"versions": "smp 0.0.1", "pairs": {}}'])
+def test_a_corrupt_or_foreign_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, content):
+    from search import feasibility
+
+    monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path))
+    (tmp_path / feasibility.CACHE_FILE).write_text(
+        content.replace("{}", '{"Unet|resnet18": "stale reason"}')
+    )
+    feasibility._disk_pairs.cache_clear()
+    assert feasibility.pair_reason("Unet", "resnet18") is None
+    saved = json.loads((tmp_path / feasibility.CACHE_FILE).read_text())
+    assert saved["versions"] == feasibility.versions()
+    assert saved["pairs"] == {"Unet|resnet18": None}
+
+
+def test_dry_run_shows_progress_of_pair_checks(small, capsys, monkeypatch, tmp_path):
+    from search import feasibility
+
+    monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path / "fresh"))
+    feasibility._disk_pairs.cache_clear()
+    assert main(["sweep", str(small), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "checking encoder/decoder pairs with smp: 6/6" in err  # 2 encoders x 3 decoders

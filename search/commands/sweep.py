@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -45,13 +46,22 @@ def run(args: argparse.Namespace) -> int:
 
     exp = load_experiment(experiment_path(args.file), overrides=args.overrides)
     if args.dry_run:
-        print(format_plan(make_plan(exp)))
+        print(format_plan(make_plan(exp, progress=pair_progress)))
         return 0
     from search.sweep import run_sweep
 
-    result = run_sweep(exp, address=args.address, resume=args.resume)
+    result = run_sweep(exp, address=args.address, resume=args.resume, progress=pair_progress)
     print(format_summary(result))
     return 0
+
+
+def pair_progress(done: int, total: int) -> None:
+    """Encoder/decoder pairs built by smp while planning (a minute for ``paper``, once)."""
+    line = f"checking encoder/decoder pairs with smp: {done}/{total}"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    elif done in (1, total) or done % 25 == 0:
+        print(line, file=sys.stderr, flush=True)
 
 
 def format_summary(result) -> str:
