@@ -11,6 +11,7 @@ from trainables import checkpoint as ckpt
 from trainables.augment import create_augmentation, normalize
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import SegmentationData, Split
+from trainables.errors import UserError
 from trainables.loop import (
     CropDataset,
     Diverged,
@@ -22,6 +23,7 @@ from trainables.loop import (
     train_one_epoch,
 )
 from trainables.losses import SegmentationLoss
+from trainables.reporting import run_epochs
 from trainables.runtime import Runtime
 from trainables.segmentation import SegmentationTrial, run_trial
 from trainables.tiling import predict_logits, tile_starts
@@ -215,3 +217,40 @@ def test_runtime_defaults_cpu_to_fp32_and_bf16_brings_channels_last():
     bf16 = resolve_runtime("bf16", "auto", use_cuda=False)
     assert (bf16.amp_dtype, bf16.channels_last) == (torch.bfloat16, True)
     assert not resolve_runtime("bf16", "false", use_cuda=False).channels_last
+
+
+class _Counter:
+    """An EpochTrial whose state is its epoch: enough to see which epochs carry checkpoints."""
+
+    def __init__(self, epochs: int):
+        self.epoch, self.epochs = 0, epochs
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.epochs
+
+    def step(self):
+        self.epoch += 1
+        return {"epoch": self.epoch}
+
+    def state(self):
+        return ckpt.TrialState(epoch=self.epoch, model={}, optimizer={}, schedule={})
+
+
+@pytest.mark.parametrize(("every", "saved"), [(1, [1, 2, 3, 4, 5]), (2, [2, 4, 5]), (9, [5])])
+def test_checkpoints_every_n_epochs_and_always_at_the_end(every, saved):
+    seen = []
+
+    def report(metrics, folder):
+        state = ckpt.load(folder).epoch if folder else None
+        seen.append((metrics["epoch"], state, "done" in metrics))
+
+    run_epochs(_Counter(5), report, final=lambda f: {"done": True}, name="t", every=every)
+    assert [e for e, _, _ in seen] == [1, 2, 3, 4, 5]  # every epoch reported
+    assert [s for _, s, _ in seen if s is not None] == saved  # the checkpoint is that epoch's
+    assert [done for _, _, done in seen] == [False] * 4 + [True]
+
+
+def test_checkpoint_every_must_be_positive():
+    with pytest.raises(UserError, match="checkpoint_every"):
+        _config(checkpoint_every=0)

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from trainables.errors import UserError
-from trainables.fileutil import commit_file, temp_path_beside
 
 STATE_FILE = "state.pt"
 FORMAT = 1
@@ -67,15 +66,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(folder: Path, state: TrialState) -> Path:
-    """Write ``folder/state.pt`` atomically; returns its path."""
+    """Write ``folder/state.pt``; returns its path.
+
+    ``folder`` is a fresh scratch folder that Ray copies to storage once the epoch is
+    reported, and nothing reads it before: no temp file or fsync is needed here (they cost
+    0.2-0.35 s per epoch for Unet-resnet18 with Adam, 172 MB, on the 2-core machine).
+    """
     path = Path(folder) / STATE_FILE
-    payload = {"format": FORMAT, **state.__dict__}
-    tmp = temp_path_beside(path)
-    try:
-        torch.save(payload, tmp)
-        commit_file(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    torch.save({"format": FORMAT, **state.__dict__}, path)
     return path
 
 

@@ -50,6 +50,7 @@ class SegmentationConfig:
     eval_overlap: int = 128
     eval_batch: int = 4
     checkpoints_to_keep: int = 2
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
     zoo_dir: str | None = None
     cache_dir: str | None = None
 
@@ -75,7 +76,7 @@ class SegmentationConfig:
             _positive(name, getattr(self, name))
         for name in ("batch_size", "crop", "max_epochs", "patience", "samples_per_epoch"):
             _positive(name, getattr(self, name))
-        for name in ("eval_tile", "eval_batch", "checkpoints_to_keep"):
+        for name in ("eval_tile", "eval_batch", "checkpoints_to_keep", "checkpoint_every"):
             _positive(name, getattr(self, name))
         if self.eval_overlap < 0 or self.eval_overlap * 2 >= self.eval_tile:
             raise UserError(

@@ -63,6 +63,7 @@ class PretrainConfig:
     seed: int = 0
     precision: str = "auto"
     channels_last: str = "auto"
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> PretrainConfig:
@@ -78,7 +79,7 @@ class PretrainConfig:
 
     def _check(self) -> None:
         positive = ("max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
-        for key in positive:
+        for key in (*positive, "checkpoint_every"):
             if getattr(self, key) <= 0:
                 raise UserError(f"`{key}` must be > 0, but got {getattr(self, key)}")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0 or not 0 < self.lr_gamma <= 1:
@@ -324,7 +325,7 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
             result["zoo_entry"] = trial.export()
         return result
 
-    run_epochs(trial, report, final=final, name="pretrain")
+    run_epochs(trial, report, final=final, name="pretrain", every=trial.cfg.checkpoint_every)
 
 
 def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -> None:

@@ -29,12 +29,19 @@ class EpochTrial(Protocol):
 
 
 def run_epochs(
-    trial: EpochTrial, report: Reporter, *, final: Callable[[Path], dict[str, Any]], name: str
+    trial: EpochTrial,
+    report: Reporter,
+    *,
+    final: Callable[[Path], dict[str, Any]],
+    name: str,
+    every: int = 1,
 ) -> None:
-    """Epochs until ``trial.finished``: one report and checkpoint each, ``final`` added last.
+    """Epochs until ``trial.finished``: one report each, ``final`` added to the last one.
 
-    A non-finite loss or metric ends the trial with one ``diverged`` report holding no
-    objective; the function returns (it never raises, so Ray does not retry it).
+    Every ``every``-th epoch and the last one carry a checkpoint; a trial resumed from one
+    repeats the epochs after it, with the same results. A non-finite loss or metric ends the
+    trial with one ``diverged`` report holding no objective; the function returns (it never
+    raises, so Ray does not retry it).
     """
     while not trial.finished:
         try:
@@ -42,6 +49,9 @@ def run_epochs(
         except Diverged as err:
             report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
             return
+        if not trial.finished and trial.epoch % every:
+            report({**result, "time_checkpoint_s": 0.0}, None)
+            continue
         folder = Path(tempfile.mkdtemp(prefix=f"microsweep-{name}-"))
         try:
             t0 = time.perf_counter()

@@ -210,7 +210,8 @@ def run_trial(trial: SegmentationTrial, report: Reporter) -> None:
 
     A non-finite loss or metric ends the trial with a ``diverged`` report and no ``val_iou``.
     """
-    run_epochs(trial, report, final=trial.final_metrics, name="segmentation")
+    every = trial.cfg.checkpoint_every
+    run_epochs(trial, report, final=trial.final_metrics, name="segmentation", every=every)
 
 
 def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) -> None:
