@@ -1,6 +1,7 @@
 """Read run folders (local paths or pyarrow filesystem URIs) into pandas tables.
 
-Only our own JSON and Parquet files are read; nothing is ever unpickled.
+Only our own JSON and Parquet files are read; nothing is ever unpickled. A location that cannot
+be reached raises :class:`~analysis.errors.StorageError` (one line).
 
 Example::
 
@@ -18,11 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from analysis import results as R
 from analysis.errors import ReportError
+from analysis.storage import Location
 
 RUN = "run"  # column added to every table: index of the run folder in the order given
 REQUIRED_TRIAL_COLUMNS = (R.TRIAL, R.STATUS, R.SEED, R.VAL_IOU, R.TEST_IOU)
@@ -43,6 +43,7 @@ class RunInfo:
     metric: str
     rungs: tuple[int, ...] | None
     seeds: tuple[int, ...] | None
+    location: Location  # where its files are read from (``path`` is how it is shown)
 
 
 @dataclass(frozen=True)
@@ -63,69 +64,50 @@ class Results:
         return tuple(seen)
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in path:
-        return pafs.LocalFileSystem(), str(Path(path).expanduser().resolve())
-    try:
-        return pafs.FileSystem.from_uri(path)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
-        raise ReportError(f"cannot open '{path}': {str(err).splitlines()[0]}") from None
-
-
-def _exists(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type == pafs.FileType.File
-
-
-def _expand(fs: pafs.FileSystem, path: str, shown: str) -> list[str]:
-    """The run folder itself, or the run folders directly inside ``path`` (sorted)."""
-    if _exists(fs, f"{path}/{R.RUN_FILE}"):
-        return [path]
-    info = fs.get_file_info(path)
-    if info.type != pafs.FileType.Directory:
-        raise ReportError(f"run folder '{shown}' does not exist; pass a folder a sweep wrote")
-    subs = fs.get_file_info(pafs.FileSelector(path, recursive=False))
-    runs = sorted(
-        s.path
-        for s in subs
-        if s.type == pafs.FileType.Directory and _exists(fs, f"{s.path}/{R.RUN_FILE}")
-    )
+def _expand(root: Location) -> list[Location]:
+    """The run folder itself, or the run folders directly inside ``root`` (sorted)."""
+    if (root / R.RUN_FILE).is_file():
+        return [root]
+    if not root.is_dir():
+        raise ReportError(f"run folder '{root}' does not exist; pass a folder a sweep wrote")
+    runs = [sub for sub in root.glob("*") if (sub / R.RUN_FILE).is_file()]
     if not runs:
         raise ReportError(
-            f"'{shown}' is not a run folder (no {R.RUN_FILE}); pass a folder a sweep wrote"
+            f"'{root}' is not a run folder (no {R.RUN_FILE}); pass a folder a sweep wrote"
         )
     return runs
 
 
-def _read_json(fs: pafs.FileSystem, path: str) -> dict:
+def _read_json(loc: Location) -> dict:
     try:
-        with fs.open_input_stream(path) as fh:
-            data = json.loads(fh.read().decode())
+        data = json.loads(loc.read_bytes().decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReportError(f"{path} is not valid JSON ({err}); re-run the sweep") from None
+        raise ReportError(f"{loc} is not valid JSON ({err}); re-run the sweep") from None
     if not isinstance(data, dict):
-        raise ReportError(f"{path} must hold a JSON object, but got {type(data).__name__}")
+        raise ReportError(f"{loc} must hold a JSON object, but got {type(data).__name__}")
     return data
 
 
-def _read_parquet(fs: pafs.FileSystem, path: str, required: Sequence[str]) -> pd.DataFrame:
+def _read_parquet(loc: Location, required: Sequence[str]) -> pd.DataFrame:
     try:
-        table = pq.read_table(path, filesystem=fs)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise ReportError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+        table = loc.read_table()
+    except pa.ArrowInvalid as err:
+        raise ReportError(f"cannot read {loc}: {str(err).splitlines()[0]}") from None
     missing = [c for c in required if c not in table.column_names]
     if missing:
-        raise ReportError(f"{path} lacks column(s) {', '.join(missing)}; re-run the sweep")
+        raise ReportError(f"{loc} lacks column(s) {', '.join(missing)}; re-run the sweep")
     return table.to_pandas()
 
 
-def _run_info(index: int, shown: str, meta: dict) -> RunInfo:
+def _run_info(index: int, run: Location, meta: dict) -> RunInfo:
     def tup(key: str) -> tuple:
         value = meta.get(key)
         return tuple(value) if isinstance(value, list) else ()
 
     return RunInfo(
         index=index,
-        path=shown,
+        path=str(run),
+        location=run,
         experiment=str(meta.get("experiment") or ""),
         dataset=str(meta.get("dataset") or ""),
         kind=str(meta.get("kind", "segmentation")),
@@ -138,49 +120,41 @@ def _run_info(index: int, shown: str, meta: dict) -> RunInfo:
     )
 
 
-def _optional(fs, path: str, columns: Sequence[str]) -> pd.DataFrame:
-    if not _exists(fs, path):
+def _optional(loc: Location, columns: Sequence[str]) -> pd.DataFrame:
+    if not loc.is_file():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return _read_parquet(fs, path, columns)
+    return _read_parquet(loc, columns)
 
 
-def _load_one(index: int, fs, path: str, shown: str) -> tuple[RunInfo, list[pd.DataFrame]]:
-    meta = _read_json(fs, f"{path}/{R.RUN_FILE}")
-    trials_path = f"{path}/{R.TRIALS_FILE}"
-    if not _exists(fs, trials_path):
-        raise ReportError(f"{shown} has no {R.TRIALS_FILE} yet; wait for the sweep's first trial")
-    info = _run_info(index, shown, meta)
-    trials = _read_parquet(fs, trials_path, REQUIRED_TRIAL_COLUMNS)
+def _load_one(index: int, run: Location) -> tuple[RunInfo, list[pd.DataFrame]]:
+    meta = _read_json(run / R.RUN_FILE)
+    if not (run / R.TRIALS_FILE).is_file():
+        raise ReportError(f"{run} has no {R.TRIALS_FILE} yet; wait for the sweep's first trial")
+    info = _run_info(index, run, meta)
+    trials = _read_parquet(run / R.TRIALS_FILE, REQUIRED_TRIAL_COLUMNS)
     for key, value in ((R.EXPERIMENT, info.experiment), (R.DATASET, info.dataset)):
         if key not in trials.columns:
             trials[key] = value
-    epochs = _optional(fs, f"{path}/{R.EPOCHS_FILE}", (R.TRIAL, R.EPOCH, R.VAL_IOU))
-    per_image = _optional(fs, f"{path}/{R.PER_IMAGE_FILE}", R.PER_IMAGE_COLUMNS)
+    epochs = _optional(run / R.EPOCHS_FILE, (R.TRIAL, R.EPOCH, R.VAL_IOU))
+    per_image = _optional(run / R.PER_IMAGE_FILE, R.PER_IMAGE_COLUMNS)
     frames = [trials, epochs, per_image]
     for frame in frames:
         frame.insert(0, RUN, index)
     return info, frames
 
 
-def _locations(paths: Iterable[str | Path]) -> list[tuple[pafs.FileSystem, str, str]]:
-    out = []
-    for raw in paths:
-        shown = str(raw)
-        fs, path = _filesystem(shown)
-        path = path.rstrip("/")
-        for run in _expand(fs, path, shown):
-            label = shown if run == path else f"{shown.rstrip('/')}/{run.rsplit('/', 1)[-1]}"
-            out.append((fs, run, label))
-    if not out:
+def _locations(paths: Iterable[str | Path | Location]) -> list[Location]:
+    runs = [run for raw in paths for run in _expand(Location.parse(raw))]
+    if not runs:
         raise ReportError("no run folders given; pass at least one folder a sweep wrote")
-    return out
+    return runs
 
 
-def load_results(paths: Iterable[str | Path]) -> Results:
+def load_results(paths: Iterable[str | Path | Location]) -> Results:
     """Load every table of the given run folders (or folders of run folders)."""
     runs, parts = [], [[], [], []]
-    for index, (fs, path, shown) in enumerate(_locations(paths)):
-        info, frames = _load_one(index, fs, path, shown)
+    for index, run in enumerate(_locations(paths)):
+        info, frames = _load_one(index, run)
         runs.append(info)
         for bucket, frame in zip(parts, frames, strict=True):
             bucket.append(frame)
@@ -188,7 +162,7 @@ def load_results(paths: Iterable[str | Path]) -> Results:
     return Results(tuple(runs), trials, epochs, per_image)
 
 
-def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
+def load_runs(paths: Iterable[str | Path | Location]) -> pd.DataFrame:
     """All trials of the given run folders in one table, labelled by experiment and dataset.
 
     Example: ``load_runs(["runs/super1", "runs/ebc1"]).groupby("dataset").test_iou.mean()``.

@@ -12,24 +12,23 @@ import io
 
 import numpy as np
 import pandas as pd
-import pyarrow.fs as pafs
 
 from analysis import results as R
 from analysis.aggregate import top_models
 from analysis.figures import accuracy_map
-from analysis.load import RUN, Results, _filesystem
+from analysis.load import RUN, Results
+from analysis.storage import Location
 
 Panel = tuple[str, str, np.ndarray]
 
 
-def _read_png(fs: pafs.FileSystem, path: str) -> np.ndarray | None:
+def _read_png(loc: Location) -> np.ndarray | None:
     from PIL import Image
 
-    if fs.get_file_info(path).type != pafs.FileType.File:
+    if not loc.is_file():
         return None
-    with fs.open_input_stream(path) as fh:
-        img = Image.open(io.BytesIO(fh.read()))
-        return np.asarray(img.convert("L") if img.mode not in ("L", "P") else img)
+    img = Image.open(io.BytesIO(loc.read_bytes()))
+    return np.asarray(img.convert("L") if img.mode not in ("L", "P") else img)
 
 
 def _images(res: Results, run: int, trial: str, split: str, limit: int) -> list[str]:
@@ -47,14 +46,13 @@ def _panels_for(res: Results, best: pd.Series, factor: str, split: str, limit: i
     ckpt = row.get(R.CHECKPOINT)
     if not isinstance(ckpt, str) or not ckpt:
         return []
-    fs, root = _filesystem(res.runs[run].path)
-    root = root.rstrip("/")
+    root = res.runs[run].location
     # relative to the run folder as written by the sweep; absolute when it lay elsewhere
-    ckpt_dir = ckpt if ckpt.startswith("/") else f"{root}/{ckpt}"
+    ckpt_dir = Location.parse(ckpt) if ckpt.startswith("/") else root / ckpt
     out = []
     for image in _images(res, run, best[R.TRIAL], split, limit):
-        truth = _read_png(fs, f"{root}/{R.TRUTH_DIR}/{split}/{image}.png")
-        pred = _read_png(fs, f"{ckpt_dir}/{R.PREDICTIONS_DIR}/{split}/{image}.png")
+        truth = _read_png(root / R.TRUTH_DIR / split / f"{image}.png")
+        pred = _read_png(ckpt_dir / R.PREDICTIONS_DIR / split / f"{image}.png")
         if truth is None or pred is None or truth.shape != pred.shape:
             continue
         label = f"{factor}={best[factor]} ({best[R.TEST_IOU]:.1f}%)"

@@ -1,6 +1,8 @@
 """The results schema of a sweep's run folder, and atomic Parquet/JSON writes.
 
-A run folder ``STORAGE/NAME`` holds (all written atomically: temp file, fsync, rename):
+A run folder ``STORAGE/NAME`` (a local folder or a URI such as ``s3://bucket/runs/NAME``) holds,
+all written atomically (:mod:`analysis.storage`: temp file, fsync and rename on disks; one
+upload on object stores):
 
 ``run.json``
     ``{"schema": 1, "experiment": NAME, "dataset": LABEL, "kind": "segmentation"|"pretraining",
@@ -26,13 +28,13 @@ IoU values are fractions in [0, 1]; reports show percent.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from analysis.storage import Location
 
 SCHEMA_VERSION = 1
 
@@ -83,33 +85,21 @@ def class_iou_column(split: str, class_name: str) -> str:
     return f"{CLASS_IOU_PREFIX}{split}:{class_name}"
 
 
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_parquet_atomic(table: pa.Table, path: str | Path) -> None:
+def write_parquet_atomic(table: pa.Table, path: str | Path | Location) -> None:
     """Write ``table`` so that readers only ever see the old or the new complete file."""
-    _atomic_write(Path(path), lambda fh: pq.write_table(table, fh))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
 
 
-def write_json_atomic(data: Any, path: str | Path) -> None:
+def write_json_atomic(data: Any, path: str | Path | Location) -> None:
     payload = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
-    _atomic_write(Path(path), lambda fh: fh.write(payload))
+    write_bytes_atomic(payload, path)
 
 
-def write_bytes_atomic(data: bytes, path: str | Path) -> None:
-    _atomic_write(Path(path), lambda fh: fh.write(data))
+def write_bytes_atomic(data: bytes, path: str | Path | Location) -> None:
+    """Replace ``path`` (a local path or a URI) atomically; see :mod:`analysis.storage`."""
+    Location.parse(path).write_bytes(data)
 
 
 # --- per_image.parquet ------------------------------------------------------------------------

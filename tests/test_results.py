@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from analysis import results as R
+from analysis.errors import StorageError
 
 
 def test_column_helpers_follow_the_documented_names():
@@ -35,16 +37,16 @@ def test_parquet_write_replaces_the_file_and_leaves_no_temp_files(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == [R.TRIALS_FILE]
 
 
-def test_failed_write_keeps_the_old_file(tmp_path):
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / R.RUN_FILE
     R.write_json_atomic({"experiment": "old"}, path)
 
-    def boom(fh):
-        fh.write(b"{half")
-        raise RuntimeError("killed")
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
 
-    with pytest.raises(RuntimeError):
-        R._atomic_write(path, boom)
+    monkeypatch.setattr(os, "fsync", disk_full)  # the new bytes are written, then this fails
+    with pytest.raises(StorageError, match="No space left on device"):
+        R.write_json_atomic({"experiment": "new"}, path)
     assert json.loads(path.read_text()) == {"experiment": "old"}
     assert [p.name for p in tmp_path.iterdir()] == [R.RUN_FILE]
 
