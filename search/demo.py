@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.storage import Location
 from search.experiment import Experiment, load_experiment
 from spaces.presets import preset_path
 
@@ -79,7 +80,7 @@ def demo_experiment(out: Path, data: Path, zoo: Path, *, quick: bool) -> Experim
     return load_experiment(preset_path("demo"), overrides=overrides)
 
 
-def report(run_dir: Path, out: Path) -> Path | None:
+def report(run_dir: Path | Location, out: Path) -> Path | None:
     try:
         from analysis.report import build_report
     except ImportError:

@@ -7,7 +7,8 @@ Example::
 Every problem is one :class:`~trainables.errors.UserError` line naming the key, the rule and the
 value received, e.g. ``scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20``.
 Relative ``data.root`` is taken from the file's folder; relative ``storage`` from the current
-working directory (the run folder is ``STORAGE/NAME``).
+working directory. ``storage`` may also be a pyarrow filesystem URI (``s3://bucket/runs``,
+``gs://...``, ``file:///...``); the run folder is ``STORAGE/NAME`` either way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
+from analysis.storage import Location, is_uri
 from spaces.dimensions import Dimension, Fixed, SpaceError, parse_space
 from trainables.errors import UserError
 
@@ -86,11 +88,11 @@ class Experiment:
     train: Mapping[str, Any] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     fault: Fault = field(default_factory=Fault)
-    storage: Path = Path("runs")
+    storage: Location = field(default_factory=lambda: Location("runs"))  # path or URI
     base_dir: Path = Path(".")  # the experiment file's folder
 
     @property
-    def run_dir(self) -> Path:
+    def run_dir(self) -> Location:
         return self.storage / self.name
 
     @property
@@ -314,16 +316,14 @@ def trial_config_keys(kind: str) -> tuple[str, ...] | None:
     return None
 
 
-def _storage(value: Any) -> Path:
-    text = str(value)
-    if "://" in text:
-        # Ray could write there, but our own results files (trials.parquet, ...) and resume
-        # need a path: refuse now rather than lose them after hours of training.
-        raise UserError(
-            f"storage must be a folder path (local, or shared by every node: EFS/NFS), "
-            f"but got the URI {text!r}; URIs such as s3:// are not supported yet"
-        )
-    return Path(text).expanduser()
+def _storage(value: Any) -> Location:
+    """Syntax only: whether the location can be reached is checked once before launch."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Path) or not str(value).strip():
+        raise UserError(f"storage must be a folder path or a URI (s3://...), but got {value!r}")
+    text = str(value).strip()
+    if "://" in text and not is_uri(text):
+        raise UserError(f"storage {text!r} is not a valid URI; write it like s3://bucket/runs")
+    return Location.parse(text).absolute()
 
 
 def _check_trial_keys(exp: Experiment) -> None:

@@ -19,7 +19,6 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,14 +148,12 @@ def _default_slots(exp: Experiment) -> int:
 
 def _estimate(exp: Experiment, trial_epochs: int, slots: int) -> float | None:
     """Seconds: trial-epochs x median seconds per epoch of the previous run / trials at once."""
-    path = Path(exp.run_dir) / R.EPOCHS_FILE
-    if not path.is_file():
-        return None
-    import pyarrow.parquet as pq
-
+    path = exp.run_dir / R.EPOCHS_FILE  # a local path or a URI (analysis.storage)
     try:
-        table = pq.read_table(path, columns=[R.TRIAL, R.EPOCH, R.WALL_S]).to_pandas()
-    except Exception:  # an unreadable old file only costs the estimate
+        if not path.is_file():
+            return None
+        table = path.read_table(columns=[R.TRIAL, R.EPOCH, R.WALL_S]).to_pandas()
+    except Exception:  # an unreachable storage or unreadable old file only costs the estimate
         return None
     last = table.sort_values(R.EPOCH).groupby(R.TRIAL).last()
     per_epoch = (last[R.WALL_S] / last[R.EPOCH]).dropna()

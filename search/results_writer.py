@@ -13,23 +13,28 @@ Statuses come from what the trials reported and how Ray ended them — never fro
 
 On ``--resume`` the files already written are read back, so finished trials keep their rows and
 epochs re-reported after a checkpoint replace, not duplicate, the earlier rows.
+
+``run_dir`` is a local folder or a URI (``s3://bucket/runs/NAME``; :mod:`analysis.storage`). A
+write that fails while trials run (a network hiccup) is reported and retried at the next write,
+since every write replaces the whole file from memory; the last write at the end must succeed.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ray import tune
 
 from analysis import results as R
+from analysis.errors import StorageError
+from analysis.storage import Location
 
 STATE_KEYS = ("done", "diverged", "infeasible", "error", "best_epoch", "best_val_iou")
 
@@ -61,11 +66,13 @@ class ResultsWriter(tune.Callback):
         self._state: dict[str, dict[str, Any]] = {}
         self._finished_before: set[str] = set()
         self._last_write = 0.0
+        self._run = Location.parse(self.run_dir)  # its filesystem is resolved once, on first use
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the callback in tuner.pkl
         state = dict(self.__dict__)
         for key in ("_trials", "_epochs", "_images", "_state", "_finished_before"):
             state[key] = {}
+        state.pop("_run", None)  # a resolved filesystem may hold credentials
         return state
 
     # ------------------------------------------------------------------ Ray's hooks
@@ -77,7 +84,7 @@ class ResultsWriter(tune.Callback):
             row = self._base_row(name, config)
             row.update({R.STATUS: R.INFEASIBLE, R.ERROR: reason, R.EPOCHS: 0})
             self._trials.setdefault(name, row)
-        R.write_json_atomic(self.run_info, Path(self.run_dir) / R.RUN_FILE)
+        R.write_json_atomic(self.run_info, self._run / R.RUN_FILE)
         self._flush()
 
     def on_trial_result(
@@ -99,21 +106,21 @@ class ResultsWriter(tune.Callback):
         self._record_epoch(name, result)
         self._record_final(name, result)
         if time.monotonic() - self._last_write >= self.min_interval_s:
-            self._flush()
+            self._flush(retry_later=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
         if name in self._finished_before:  # recorded before a driver crash; kept as it was
             return
         self._trials[name] = self._finished_row(trial, self._status(name, trial))
-        self._flush()
+        self._flush(retry_later=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
         row = self._finished_row(trial, R.ERRORED)
         row[R.ERROR] = _error_line(trial)
         self._trials[name] = row
-        self._flush()
+        self._flush(retry_later=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._flush()
@@ -183,17 +190,12 @@ class ResultsWriter(tune.Callback):
 
     def _checkpoint(self, trial: Any) -> str | None:
         checkpoint = getattr(trial, "checkpoint", None)
-        path = getattr(checkpoint, "path", None)
-        if not path:
-            return None
-        try:
-            return os.path.relpath(path, self.run_dir)
-        except ValueError:
-            return str(path)
+        path = getattr(checkpoint, "path", None)  # a path on the storage's filesystem
+        return self._run.relative(str(path)) if path else None
 
     # ------------------------------------------------------------------ files
     def _load_existing(self) -> None:
-        run = Path(self.run_dir)
+        run = self._run
         for row in _read_rows(run / R.TRIALS_FILE):
             self._trials[row[R.TRIAL]] = row
             self._finished_before.add(row[R.TRIAL])
@@ -202,13 +204,18 @@ class ResultsWriter(tune.Callback):
         for row in _read_rows(run / R.PER_IMAGE_FILE):
             self._images.setdefault(row[R.TRIAL], []).append(row)
 
-    def _flush(self) -> None:
-        run = Path(self.run_dir)
-        _write(list(self._trials.values()), run / R.TRIALS_FILE, (R.TRIAL, R.STATUS))
-        epochs = sorted(self._epochs.values(), key=lambda r: (r[R.TRIAL], r[R.EPOCH]))
-        _write(epochs, run / R.EPOCHS_FILE, R.EPOCH_COLUMNS)
-        images = [r for rows in self._images.values() for r in rows]
-        _write(images, run / R.PER_IMAGE_FILE, R.PER_IMAGE_COLUMNS)
+    def _flush(self, *, retry_later: bool = False) -> None:
+        run = self._run
+        try:
+            _write(list(self._trials.values()), run / R.TRIALS_FILE, (R.TRIAL, R.STATUS))
+            epochs = sorted(self._epochs.values(), key=lambda r: (r[R.TRIAL], r[R.EPOCH]))
+            _write(epochs, run / R.EPOCHS_FILE, R.EPOCH_COLUMNS)
+            images = [r for rows in self._images.values() for r in rows]
+            _write(images, run / R.PER_IMAGE_FILE, R.PER_IMAGE_COLUMNS)
+        except StorageError as err:
+            if not retry_later:
+                raise
+            print(f"microsweep: warning: {err} (retried at the next write)", file=sys.stderr)
         self._last_write = time.monotonic()
 
 
@@ -253,13 +260,13 @@ def _error_line(trial: Any) -> str:
     return lines[-1][:500] if lines else "trial raised an exception (see Ray's error.txt)"
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Location) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return pq.read_table(path).to_pylist()
+    return path.read_table().to_pylist()
 
 
-def _write(rows: list[dict[str, Any]], path: Path, columns: tuple[str, ...]) -> None:
+def _write(rows: list[dict[str, Any]], path: Location, columns: tuple[str, ...]) -> None:
     frame = pd.DataFrame(rows, columns=None if rows else list(columns))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     R.write_parquet_atomic(table, path)

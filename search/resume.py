@@ -2,7 +2,8 @@
 
 Ray restarts a brand-new experiment when the newest ``experiment_state-*.json`` is truncated
 (and returns normally, with only the new trials). We refuse instead, with one line naming the
-file, so that a resumed sweep never silently loses or duplicates configurations.
+file, so that a resumed sweep never silently loses or duplicates configurations. The run folder
+may be a local path or a URI (:mod:`analysis.storage`).
 """
 
 from __future__ import annotations
@@ -10,26 +11,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analysis.storage import Location
 from trainables.errors import UserError
 
 STATE_GLOB = "experiment_state-*.json"
 STATE_KEYS = ("trial_data", "runner_data")
+TUNER_FILE = "tuner.pkl"  # Ray's saved Tuner: its presence means a sweep started in the folder
 
 
-def newest_state_file(run_dir: Path) -> Path | None:
+def newest_state_file(run_dir: str | Path | Location) -> Location | None:
     """The state file Ray restores from (names carry a sortable timestamp)."""
-    files = sorted(Path(run_dir).glob(STATE_GLOB))
+    files = Location.parse(run_dir).glob(STATE_GLOB)
     return files[-1] if files else None
 
 
-def check_resumable(run_dir: Path) -> Path:
+def check_resumable(run_dir: str | Path | Location) -> Location:
     """The state file to resume from; :class:`UserError` (one line) when it cannot be used."""
-    run_dir = Path(run_dir)
+    run_dir = Location.parse(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"nothing to resume: run folder '{run_dir}' does not exist")
-    if not (run_dir / "tuner.pkl").is_file():
+    if not (run_dir / TUNER_FILE).is_file():
         raise UserError(
-            f"cannot resume: '{run_dir / 'tuner.pkl'}' is missing (the sweep never started "
+            f"cannot resume: '{run_dir / TUNER_FILE}' is missing (the sweep never started "
             "there); run without --resume to start it"
         )
     state = newest_state_file(run_dir)
@@ -42,10 +45,10 @@ def check_resumable(run_dir: Path) -> Path:
     return state
 
 
-def _check_state(path: Path) -> None:
+def _check_state(path: Location) -> None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(
             f"cannot resume: Ray's state file '{path}' is corrupt or truncated ({_short(err)}); "
             "refusing to start a new experiment over it"

@@ -15,19 +15,23 @@ job settings (``RunConfig``: storage, failures, checkpoints, our results callbac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from analysis import results as R
+from analysis.errors import StorageError
+from analysis.storage import Location
 from search.experiment import Experiment
 from search.feasibility import Progress
 from search.plan import Plan, base_config, make_plan
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
+from search.resume import TUNER_FILE, check_resumable
 from spaces.dimensions import Fixed
 from trainables.errors import UserError
 
@@ -41,7 +45,7 @@ def metric_for(kind: str) -> str:
 
 @dataclass(frozen=True)
 class SweepResult:
-    run_dir: Path
+    run_dir: Location  # a local folder or a URI (analysis.storage)
     counts: dict[str, int]  # trials by status
     best: dict[str, Any] | None  # the best trial's row of trials.parquet
     plan: Plan
@@ -62,24 +66,33 @@ def run_sweep(
     exp = experiment
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged: no val_iou
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    run_dir = exp.run_dir.resolve() if "://" not in str(exp.storage) else exp.run_dir
-    if resume:
-        from search.resume import check_resumable
+    run_dir = exp.run_dir
+    with _storage_errors_are_user_errors():
+        if resume:
+            check_resumable(run_dir)
+        elif (run_dir / TUNER_FILE).exists():
+            raise UserError(
+                f"run folder '{run_dir}' already holds a sweep; pass --resume to continue it, "
+                "or change `name` (or --set name=...)"
+            )
+        run_dir.make_dir()  # a bucket typo or missing credentials: one line, before any work
+        plan = make_plan(exp, progress=progress)
+        data = load_data(exp)
+        if exp.kind == "segmentation" and data is not None:
+            write_truth_masks(data, run_dir)
+        _init_ray(address)
+        tuner = _restore_tuner(exp, plan, data, run_dir) if resume else _new_tuner(exp, plan, data)
+        tuner.fit()
+        return summarise(run_dir, plan)
 
-        check_resumable(run_dir)
-    elif (run_dir / "tuner.pkl").exists():
-        raise UserError(
-            f"run folder '{run_dir}' already holds a sweep; pass --resume to continue it, "
-            "or change `name` (or --set name=...)"
-        )
-    plan = make_plan(exp, progress=progress)
-    data = load_data(exp)
-    if exp.kind == "segmentation" and data is not None and "://" not in str(run_dir):
-        write_truth_masks(data, Path(run_dir))
-    _init_ray(address)
-    tuner = _restore_tuner(exp, plan, data, run_dir) if resume else _new_tuner(exp, plan, data)
-    tuner.fit()
-    return summarise(run_dir, plan)
+
+@contextlib.contextmanager
+def _storage_errors_are_user_errors() -> Iterator[None]:
+    """The run folder's storage failing (e.g. a missing bucket) is one line, exit code 2."""
+    try:
+        yield
+    except StorageError as err:
+        raise UserError(str(err)) from None
 
 
 def load_data(exp: Experiment) -> Any:
@@ -97,7 +110,7 @@ def load_data(exp: Experiment) -> Any:
     return load_dataset(exp.data, crop=crop if isinstance(crop, int) else None)
 
 
-def write_truth_masks(data: Any, run_dir: Path) -> None:
+def write_truth_masks(data: Any, run_dir: Location) -> None:
     """Ground truth of the test splits as index PNGs (``RUN/truth/{split}/{image}.png``).
 
     Reports draw accuracy maps from these and the predictions in each trial's checkpoint,
@@ -142,8 +155,8 @@ def _trainable(exp: Experiment, data: Any, plan: Plan) -> Any:
 
     resolve_trainable(exp.kind)  # fail here, in one line, not in every trial
     gpus = ray.cluster_resources().get("GPU", 0) > 0
-    run_dir = None if "://" in str(exp.storage) else str(exp.run_dir.resolve())
-    fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=run_dir)
+    # a string: trials on other nodes read our record from the same path or URI
+    fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=str(exp.run_dir))
     return tune.with_resources(fn, trial_resources(exp.resources, gpus_available=gpus))
 
 
@@ -216,9 +229,8 @@ def run_config(exp: Experiment, plan: Plan, resources: Any, data: Any) -> Any:
     """Job settings: where, how failures and checkpoints are handled, our results callback."""
     from ray import tune
 
-    storage = str(exp.storage) if "://" in str(exp.storage) else str(exp.storage.resolve())
     writer = ResultsWriter(
-        run_dir=str(exp.run_dir.resolve()),
+        run_dir=str(exp.run_dir),
         run_info=run_info(exp, plan, data),
         factors=list(exp.space),
         infeasible=list(plan.infeasible),
@@ -226,7 +238,7 @@ def run_config(exp: Experiment, plan: Plan, resources: Any, data: Any) -> Any:
     )
     return tune.RunConfig(
         name=exp.name,
-        storage_path=storage,
+        storage_path=str(exp.storage),  # Ray resolves URIs with pyarrow.fs as we do
         failure_config=tune.FailureConfig(max_failures=exp.fault.max_failures),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=exp.fault.checkpoints_to_keep,
@@ -271,7 +283,7 @@ def _new_tuner(exp: Experiment, plan: Plan, data: Any) -> Any:
     )
 
 
-def _restore_tuner(exp: Experiment, plan: Plan, data: Any, run_dir: Path) -> Any:
+def _restore_tuner(exp: Experiment, plan: Plan, data: Any, run_dir: Location) -> Any:
     from ray import tune
 
     return tune.Tuner.restore(
@@ -289,13 +301,11 @@ def _has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def summarise(run_dir: Path, plan: Plan) -> SweepResult:
+def summarise(run_dir: Location, plan: Plan) -> SweepResult:
     """Counts by status and the best trial, from our own trials.parquet."""
-    import pyarrow.parquet as pq
-
-    path = Path(run_dir) / R.TRIALS_FILE
-    rows = pq.read_table(path).to_pylist() if path.is_file() else []
+    path = run_dir / R.TRIALS_FILE
+    rows = path.read_table().to_pylist() if path.is_file() else []
     counts = Counter(r[R.STATUS] for r in rows)
     scored = [r for r in rows if r.get(R.VAL_IOU) is not None and r[R.STATUS] != R.DIVERGED]
     best = max(scored, key=lambda r: r[R.VAL_IOU]) if scored else None
-    return SweepResult(Path(run_dir), dict(counts), best, plan, rows)
+    return SweepResult(run_dir, dict(counts), best, plan, rows)

@@ -41,17 +41,13 @@ def finished_before(run_dir: str | None, name: str) -> bool:
     """
     if not run_dir:
         return False
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
     from analysis import results as R
+    from analysis.storage import Location
 
-    path = Path(run_dir) / R.TRIALS_FILE
+    path = Location.parse(run_dir) / R.TRIALS_FILE  # a local path or a URI, seen from this node
     if not path.is_file():
         return False
-    names = pq.read_table(path, columns=[R.TRIAL]).column(R.TRIAL).to_pylist()
-    return name in names
+    return name in path.read_table(columns=[R.TRIAL]).column(R.TRIAL).to_pylist()
 
 
 def run_trial(

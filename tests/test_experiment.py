@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.experiment import Scheduler, apply_override, load_experiment
+from search.experiment import Scheduler, apply_override, load_experiment, parse_experiment
 from spaces.dimensions import Distribution, Fixed, Grid
 from trainables.errors import UserError
 
@@ -113,14 +113,30 @@ def test_yaml_tags_that_run_code_are_refused(tmp_path):
         load_experiment(bad)
 
 
-def test_storage_uri_is_refused_in_one_line(tmp_path, capsys):
+def test_storage_uri_is_kept_as_a_uri_and_the_run_folder_joins_the_name(tmp_path):
+    def storage(value: str):
+        raw = {"name": "x", "kind": "custom:fn", "space": {"lr": 0.1}, "storage": value}
+        return parse_experiment(raw, base_dir=tmp_path)
+
+    exp = storage("s3://bucket/runs?endpoint_override=127.0.0.1:9000&scheme=http")
+    assert str(exp.run_dir) == "s3://bucket/runs/x?endpoint_override=127.0.0.1:9000&scheme=http"
+    assert str(storage("s3://bucket").run_dir) == "s3://bucket/x"
+    assert str(storage("file:///mnt/runs/").run_dir) == "file:///mnt/runs/x"
+    assert str(storage("runs").run_dir) == str(Path.cwd() / "runs" / "x")  # from the cwd
+    with pytest.raises(UserError, match="not a valid URI"):
+        storage("3s://bucket")
+    with pytest.raises(UserError, match="storage must be a folder path or a URI"):
+        storage(["runs"])
+
+
+def test_dry_run_prints_a_uri_run_folder(tmp_path, capsys):
     from search.cli import main
 
     exp = tmp_path / "exp.yaml"
+    uri = (tmp_path / "runs").as_uri()  # file:///...
     exp.write_text(
         "name: x\nkind: segmentation\ndata: {root: ., classes: superalloy}\n"
-        "space: {encoder: resnet18, decoder: Unet}\nstorage: s3://bucket/runs\n"
+        f"space: {{encoder: resnet18, decoder: Unet}}\nstorage: {uri}\n"
     )
-    assert main(["sweep", str(exp), "--dry-run"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "s3://bucket/runs" in err[0] and "EFS/NFS" in err[0]
+    assert main(["sweep", str(exp), "--dry-run"]) == 0
+    assert f"run folder {uri}/x\n" in capsys.readouterr().out

@@ -82,7 +82,7 @@ def test_truncated_state_file_refuses_in_one_line(tmp_path, capsys):
     (run_dir / "tuner.pkl").write_bytes(b"not used")
     state = run_dir / "experiment_state-2026-01-01_00-00-00.json"
     state.write_text('{"trial_data": ["{\\"stub\\": false, ')
-    assert newest_state_file(run_dir) == state
+    assert str(newest_state_file(run_dir)) == str(state)
     assert main(["sweep", str(path), "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(state) in err[0] and "truncated" in err[0]

@@ -37,8 +37,8 @@ def experiment(tmp_path: Path, **raw):
     return load_experiment(path)
 
 
-def table(run_dir: Path, name: str) -> list[dict]:
-    return pq.read_table(run_dir / name).to_pylist()
+def table(run_dir, name: str) -> list[dict]:
+    return pq.read_table(Path(run_dir) / name).to_pylist()
 
 
 def test_grid_sweep_with_asha_records_every_trial(ray_local, tmp_path):
@@ -64,7 +64,7 @@ def test_grid_sweep_with_asha_records_every_trial(ray_local, tmp_path):
     epochs = table(result.run_dir, R.EPOCHS_FILE)
     trained = [r for r in rows.values() if r[R.STATUS] not in (R.INFEASIBLE, R.DIVERGED)]
     assert len(epochs) == sum(r[R.EPOCHS] for r in trained)
-    run = json.loads((result.run_dir / R.RUN_FILE).read_text())
+    run = json.loads((result.run_dir / R.RUN_FILE).read_bytes())
     assert run["rungs"] == [1, 3] and run["seeds"] == [0, 1] and run["metric"] == "val_iou"
     images = table(result.run_dir, R.PER_IMAGE_FILE)
     assert {r[R.TRIAL] for r in images} == {
@@ -115,7 +115,7 @@ def test_rerun_into_a_finished_run_folder_is_refused(ray_local, tmp_path):
     from trainables.errors import UserError
 
     exp = experiment(tmp_path, space={"decoder": "Unet"}, repeats=1)
-    (exp.run_dir).mkdir(parents=True)
+    exp.run_dir.make_dir()
     (exp.run_dir / "tuner.pkl").write_bytes(b"")
     with pytest.raises(UserError, match="--resume"):
         run_sweep(exp)
@@ -142,7 +142,29 @@ def test_real_segmentation_trainable_on_tiny_synthetic_data(ray_local, tmp_path)
     assert sorted(r["decoder"] for r in rows) == ["FPN", "Unet"]
     assert all(r[R.STATUS] == R.COMPLETED and r[R.EPOCHS] == 2 for r in rows), rows
     assert all(0 <= r[R.TEST_IOU] <= 1 for r in rows)
-    run = json.loads((result.run_dir / R.RUN_FILE).read_text())
+    run = json.loads((result.run_dir / R.RUN_FILE).read_bytes())
     assert run["dataset"] and "test" in run["test_splits"] and len(run["classes"]) == 3
     images = table(result.run_dir, R.PER_IMAGE_FILE)
     assert {r[R.SPLIT] for r in images} >= {"test"}
+
+
+def test_file_uri_storage_writes_the_same_run_folder_and_reports(ray_local, tmp_path):
+    from analysis import build_report
+
+    uri = (tmp_path / "runs").as_uri()  # file:///...: pyarrow's LocalFileSystem, via the URI
+    exp = experiment(
+        tmp_path, name="uri", space={"decoder": ["Unet", "FPN"], "init": ["none"]}, repeats=1,
+        scheduler={"name": "fifo", "max_epochs": 2}, train={"sleep": 0.0}, storage=uri,
+    )  # fmt: skip
+    result = run_sweep(exp)
+    assert str(result.run_dir) == f"{uri}/uri"
+    folder = tmp_path / "runs" / "uri"
+    rows = table(folder, R.TRIALS_FILE)
+    assert sorted((r["decoder"], r[R.STATUS]) for r in rows) == [
+        ("FPN", R.COMPLETED),
+        ("Unet", R.COMPLETED),
+    ]
+    assert all((folder / r[R.CHECKPOINT]).is_dir() for r in rows)  # relative to the run folder
+    assert len(table(folder, R.EPOCHS_FILE)) == 4 and (folder / R.RUN_FILE).is_file()
+    out = build_report([str(result.run_dir)], by=["decoder"], out=tmp_path / "report")
+    assert (out / "report.html").is_file()
