@@ -5,37 +5,39 @@ Notebook API::
     from analysis import load_runs, aggregate, format_table, build_report
     trials = load_runs(["runs/super1"])
     format_table(aggregate(trials, ["init"]), ["init"])
+
+The names below are imported on first use: trial workers and the sweep driver import
+``analysis.results`` and ``analysis.storage`` only, without pandas, scipy or matplotlib.
 """
 
-from analysis.aggregate import (
-    aggregate,
-    compare_top,
-    error_reduction,
-    format_table,
-    missing_repeats,
-    status_counts,
-    summarize,
-    top_models,
-)
-from analysis.errors import ReportError
-from analysis.load import Results, load_results, load_runs
-from analysis.report import build_report
-from analysis.stats import paired_by, paired_comparison
+from __future__ import annotations
 
-__all__ = [
-    "ReportError",
-    "Results",
-    "aggregate",
-    "build_report",
-    "compare_top",
-    "error_reduction",
-    "format_table",
-    "load_results",
-    "load_runs",
-    "missing_repeats",
-    "paired_by",
-    "paired_comparison",
-    "status_counts",
-    "summarize",
-    "top_models",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "aggregate": "analysis.tables",
+    "compare_top": "analysis.tables",
+    "error_reduction": "analysis.tables",
+    "format_table": "analysis.tables",
+    "missing_repeats": "analysis.tables",
+    "status_counts": "analysis.tables",
+    "summarize": "analysis.tables",
+    "top_models": "analysis.tables",
+    "ReportError": "analysis.errors",
+    "Results": "analysis.load",
+    "load_results": "analysis.load",
+    "load_runs": "analysis.load",
+    "build_report": "analysis.report",
+    "paired_by": "analysis.stats",
+    "paired_comparison": "analysis.stats",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis import results as R
-from analysis.aggregate import MEAN, STD, level_label, ordered
 from analysis.load import RUN
+from analysis.tables import MEAN, STD, level_label, ordered
 
 DPI = 100
 MAX_PANELS = 12

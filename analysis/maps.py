@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import results as R
-from analysis.aggregate import top_models
 from analysis.figures import accuracy_map
 from analysis.load import RUN, Results
 from analysis.storage import Location
+from analysis.tables import top_models
 
 Panel = tuple[str, str, np.ndarray]
 

@@ -23,7 +23,11 @@ import pandas as pd
 from analysis import figures as F
 from analysis import results as R
 from analysis import stats as S
-from analysis.aggregate import (
+from analysis.errors import ReportError
+from analysis.load import RUN, Results, load_results
+from analysis.maps import accuracy_panels
+from analysis.render import Block, Figure, Heading, Para, Table, safe_name
+from analysis.tables import (
     aggregate,
     check_factors,
     compare_top,
@@ -35,10 +39,6 @@ from analysis.aggregate import (
     status_counts,
     top_models,
 )
-from analysis.errors import ReportError
-from analysis.load import RUN, Results, load_results
-from analysis.maps import accuracy_panels
-from analysis.render import Block, Figure, Heading, Para, Table, safe_name
 
 TITLE = "microsweep report"
 BCE = "bce_weight"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.storage import Location
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,5 +88,5 @@ def format_summary(result) -> str:
     return "\n".join(lines)
 
 
-def _checkpoint(run_dir: Path, relative: str | None) -> str:
+def _checkpoint(run_dir: Location, relative: str | None) -> str:
     return str(run_dir / relative) if relative else "-"

@@ -10,7 +10,10 @@ import pytest
 from scipy import stats as sps
 
 from analysis import results as R
-from analysis.aggregate import (
+from analysis.errors import ReportError
+from analysis.load import RUN
+from analysis.stats import bootstrap_ci, pair_trials, paired_by, paired_comparison
+from analysis.tables import (
     SOURCE,
     SOURCE_RUNG,
     UNSET,
@@ -24,9 +27,6 @@ from analysis.aggregate import (
     summarize,
     top_models,
 )
-from analysis.errors import ReportError
-from analysis.load import RUN
-from analysis.stats import bootstrap_ci, pair_trials, paired_by, paired_comparison
 
 
 def trials_table(rows: list[tuple]) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def test_include_stopped_uses_val_iou_at_last_epoch(trials):
     mn = cell(long, "micronet", "Super-1")
     assert mn["n"] == 3
     assert mn["mean"] == pytest.approx((95.0 + 93.0 + 71.0) / 3)  # epoch 3 is the last
-    from analysis.aggregate import metric_values
+    from analysis.tables import metric_values
 
     vals = metric_values(trials, epochs, include_stopped=True)
     assert vals.loc[vals[R.TRIAL] == "t05", SOURCE].item() == SOURCE_RUNG
