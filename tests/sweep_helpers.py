@@ -71,10 +71,30 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
+def _rendezvous(folder: Path, wave: int, total: int, timeout: float = 60.0) -> None:
+    """Wait until the whole wave of ``wave`` trials this one belongs to has started.
+
+    Worker start-up on a loaded 2-core machine takes seconds, longer than a probe trial, so
+    without this the trials Ray *may* run together do not always *happen* to overlap. Waves are
+    counted by start files; a wave Ray cannot schedule at once times out and shows as less
+    overlap, which the tests catch."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    target = min(total, wave * math.ceil(len(list(folder.iterdir())) / wave))
+    deadline = time.monotonic() + timeout
+    while len(list(folder.iterdir())) < target and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def gpu_probe(config: dict[str, Any], *, data: Any = None) -> None:
-    """Log (start, end, CUDA_VISIBLE_DEVICES, node) to ``config['log_dir']``, one file per trial."""
+    """Log (start, end, CUDA_VISIBLE_DEVICES, node) to ``config['log_dir']``, one file per trial.
+
+    With ``wave: N`` and ``trials: T``, trials wait for the N of their wave to start first."""
     log = Path(config["log_dir"]) / f"{os.getpid()}-{time.monotonic_ns()}.json"
     start = time.time()
+    if config.get("wave"):
+        started = Path(config["log_dir"]).with_name(Path(config["log_dir"]).name + "-started")
+        _rendezvous(started, int(config["wave"]), int(config["trials"]))
     epochs = int(config.get("max_epochs", 2))
     for epoch in range(1, epochs + 1):
         time.sleep(float(config.get("sleep", 0.5)))
@@ -88,7 +108,7 @@ def gpu_probe(config: dict[str, Any], *, data: Any = None) -> None:
 
 
 def gpu_experiment(tmp: Path, name: str, gpu: float, cpu: float, decoders: list, repeats: int,
-                   scheduler: dict) -> Any:  # fmt: skip
+                   scheduler: dict, wave: int = 0) -> Any:  # fmt: skip
     import yaml
 
     from search.experiment import load_experiment
@@ -98,7 +118,8 @@ def gpu_experiment(tmp: Path, name: str, gpu: float, cpu: float, decoders: list,
     raw = {
         "name": name, "kind": "tests.sweep_helpers:gpu_probe",
         "space": {"decoder": decoders}, "repeats": repeats, "scheduler": scheduler,
-        "train": {"log_dir": str(log_dir), "sleep": 0.5},
+        "train": {"log_dir": str(log_dir), "sleep": 0.5, "wave": wave,
+                  "trials": len(decoders) * repeats},
         "resources": {"cpu": cpu, "gpu": gpu}, "storage": str(tmp / "runs"),
     }  # fmt: skip
     path = tmp / f"{name}.yaml"
@@ -115,9 +136,9 @@ def run_gpu_scenario(scenario: str, tmp: Path) -> None:
     fifo = {"name": "fifo", "max_epochs": 2}
     if scenario == "one-node":
         ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
-        run_sweep(gpu_experiment(tmp, "whole", 1, 1, ["Unet", "FPN"], 2, fifo))
+        run_sweep(gpu_experiment(tmp, "whole", 1, 1, ["Unet", "FPN"], 2, fifo, wave=2))
         run_sweep(gpu_experiment(tmp, "half", 0.5, 0.5, ["Unet", "FPN", "PSPNet", "Linknet"], 2,
-                                 fifo))  # fmt: skip
+                                 fifo, wave=4))  # fmt: skip
         return
     from ray.cluster_utils import Cluster
 
