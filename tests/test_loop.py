@@ -1,6 +1,10 @@
 """The protocol without Ray: schedule, divergence, crops, tiled inference, checkpoints, resume."""
 
 import math
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,6 +172,57 @@ def test_checkpoint_round_trip_restores_rng_and_refuses_code(tmp_path):
         ckpt.load(tmp_path)
 
 
+def test_scratch_is_the_env_folder_then_dev_shm_with_room_then_the_temp_folder(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(ckpt, "SHM", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    monkeypatch.setenv(ckpt.SCRATCH_ENV, str(tmp_path / "mine"))
+    assert ckpt.scratch_dir() == tmp_path / "mine"
+    monkeypatch.delenv(ckpt.SCRATCH_ENV)
+    monkeypatch.setattr(ckpt, "SHM_MIN_FREE", 0)
+    assert ckpt.scratch_dir() == tmp_path / "shm"
+    monkeypatch.setattr(ckpt, "SHM_MIN_FREE", 1 << 60)  # too little room
+    assert ckpt.scratch_dir() is None
+
+
+def test_a_full_dev_shm_falls_back_to_the_temp_folder(tmp_path, monkeypatch):
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.delenv(ckpt.SCRATCH_ENV, raising=False)
+    monkeypatch.setattr(ckpt, "SHM", shm)
+    monkeypatch.setattr(ckpt, "SHM_MIN_FREE", 0)
+    real_save = ckpt.save
+
+    def save(folder, state):
+        if shm in folder.parents:
+            raise OSError(28, "No space left on device")
+        return real_save(folder, state)
+
+    monkeypatch.setattr(ckpt, "save", save)
+    state = ckpt.TrialState(epoch=2, model={}, optimizer={}, schedule={})
+    folder = ckpt.save_to_scratch(state, prefix="microsweep-test-")
+    try:
+        assert shm not in folder.parents and ckpt.load(folder).epoch == 2
+        assert list(shm.iterdir()) == []  # the failed attempt left nothing in memory
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_scratch_folders_of_ended_processes_are_removed(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    dead, alive = int(ended.stdout), os.getpid()
+    for name in (f"microsweep-segmentation-{dead}-x1", f"microsweep-pretraining-{alive}-x2",
+                 "microsweep-segmentation-x3", "other-1-x4"):  # fmt: skip
+        (tmp_path / name).mkdir()
+        (tmp_path / name / ckpt.STATE_FILE).write_bytes(b"0" * 10)
+    assert ckpt.remove_orphans(tmp_path) == [tmp_path / f"microsweep-segmentation-{dead}-x1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["microsweep-segmentation-x3", f"microsweep-pretraining-{alive}-x2", "other-1-x4"]
+    )
+
+
 def _config(**extra):
     base = {"crop": 64, "batch_size": 2, "samples_per_epoch": 4, "max_epochs": 3,
             "patience": 5, "precision": "fp32", "eval_tile": 64, "eval_overlap": 16}  # fmt: skip
@@ -188,6 +243,29 @@ def test_resumed_trial_ends_with_the_same_weights_and_epochs(tmp_path):
     assert epochs == [1, 2] and more == [2]
     for key, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_trial_restored_from_its_last_checkpoint_reports_its_end_again(tmp_path):
+    """The driver died after the last checkpoint and before it recorded the end: Ray restores
+    the trial from that checkpoint, and its final report (test figures too) comes again."""
+    torch.set_num_threads(1)
+    data, reports = toy_data(), []
+
+    def keep(metrics, folder):
+        reports.append(metrics)
+        shutil.copytree(folder, tmp_path / "last", dirs_exist_ok=True)
+
+    run_trial(SegmentationTrial(_config(max_epochs=1), data, CPU), keep)
+    again = SegmentationTrial(_config(max_epochs=1), data, CPU)
+    again.restore(ckpt.load(tmp_path / "last"))
+    repeated = []
+    run_trial(again, lambda m, f: repeated.append((m, (f / "predictions").is_dir())))
+    assert len(reports) == 1 and len(repeated) == 1 and repeated[0][1]
+    untimed = [
+        {k: v for k, v in r.items() if not k.startswith("time_")}
+        for r in (reports[0], repeated[0][0])
+    ]
+    assert untimed[0]["done"] and untimed[1] == untimed[0]
 
 
 @pytest.mark.slow
@@ -223,7 +301,7 @@ class _Counter:
     """An EpochTrial whose state is its epoch: enough to see which epochs carry checkpoints."""
 
     def __init__(self, epochs: int):
-        self.epoch, self.epochs = 0, epochs
+        self.epoch, self.epochs, self.last_result = 0, epochs, None
 
     @property
     def finished(self) -> bool:

@@ -8,7 +8,11 @@ reads them: a checkpoint never runs code.
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,9 @@ from trainables.errors import UserError
 
 STATE_FILE = "state.pt"
 FORMAT = 1
+SCRATCH_ENV = "MICROSWEEP_SCRATCH"
+SHM = Path("/dev/shm")
+SHM_MIN_FREE = 2 << 30  # bytes; a checkpoint of a large encoder with Adam is about 1 GB
 
 
 @dataclass
@@ -63,6 +70,73 @@ def set_rng_state(state: dict[str, Any]) -> None:
         np.random.set_state(("MT19937", key, int(state["numpy_pos"]), 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def scratch_dir() -> Path | None:
+    """Where epoch checkpoints are written before Ray copies them to storage.
+
+    ``$MICROSWEEP_SCRATCH`` if set; else ``/dev/shm`` when it has 2 GiB free (memory: the file
+    never goes to disk, and writing it took a steady 0.12 s instead of 0.08-0.36 s on a disk
+    busy with Ray's copies of earlier ones, Unet-resnet18 with Adam); else the system's temp
+    folder (None).
+    """
+    if os.environ.get(SCRATCH_ENV):
+        return Path(os.environ[SCRATCH_ENV])
+    try:
+        if SHM.is_dir() and os.access(SHM, os.W_OK) and shutil.disk_usage(SHM).free >= SHM_MIN_FREE:
+            return SHM
+    except OSError:
+        pass
+    return None
+
+
+def save_to_scratch(state: TrialState, *, prefix: str) -> Path:
+    """A new scratch folder holding ``state.pt`` (see :func:`scratch_dir`); the caller removes it.
+
+    A scratch in ``/dev/shm`` that fills up (trials and Ray's object store share it) is given
+    up for the system's temp folder. Folder names carry the process id, so that the first
+    save of a process removes those of dead processes (killed trials would leak memory)."""
+    root = scratch_dir()
+    global _swept
+    if not _swept:
+        _swept = True
+        remove_orphans(Path(root or tempfile.gettempdir()))
+    prefix = f"{prefix}{os.getpid()}-"
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    try:
+        save(folder, state)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        if root != SHM:
+            raise
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        save(folder, state)
+    return folder
+
+
+_swept = False
+ORPHAN = re.compile(r"^microsweep-[a-z]+-(\d+)-")
+
+
+def remove_orphans(root: Path) -> list[Path]:
+    """Delete scratch folders in ``root`` whose process has ended; returns them."""
+    removed = []
+    for entry in root.glob("microsweep-*"):
+        match = ORPHAN.match(entry.name)
+        if match and entry.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def save(folder: Path, state: TrialState) -> Path:
