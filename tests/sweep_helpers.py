@@ -24,12 +24,21 @@ def quality(config: dict[str, Any]) -> float:
     return q - 0.01 * int(config.get("seed", 0)) - 0.1 * float(config.get("handicap", 0))
 
 
-def _restore() -> int:
+def _restore() -> tuple[int, dict[str, Any] | None]:
+    """The checkpoint's epoch and the report it came with."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return 0
+        return 0, None
     with checkpoint.as_directory() as folder:
-        return json.loads((Path(folder) / "state.json").read_text())["epoch"]
+        state = json.loads((Path(folder) / "state.json").read_text())
+    return state["epoch"], state.get("metrics")
+
+
+def _report(metrics: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        state = {"epoch": metrics["epoch"], "metrics": metrics}
+        (Path(folder) / "state.json").write_text(json.dumps(state))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
@@ -37,7 +46,11 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
     max_epochs = int(config.get("max_epochs", 4))
     q = quality(config)
     start = time.monotonic()
-    for epoch in range(_restore() + 1, max_epochs + 1):
+    restored, last = _restore()
+    if restored >= max_epochs and last:  # as trainables.reporting: the end, reported again
+        _report(last)
+        return
+    for epoch in range(restored + 1, max_epochs + 1):
         time.sleep(float(config.get("sleep", 0.02)))
         if config.get("raise_decoder") == config.get("decoder") and epoch == 2:
             raise RuntimeError(f"boom in {config['decoder']} at epoch {epoch}")
@@ -66,9 +79,7 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
                     "per_image_iou": {"test": {"a": val, "b": val - 0.02}},
                 }
             )
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        _report(metrics)
 
 
 def _rendezvous(folder: Path, wave: int, total: int, timeout: float = 60.0) -> None:

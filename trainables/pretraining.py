@@ -218,6 +218,7 @@ class PretrainTrial:
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, gamma=cfg.lr_gamma)
         self.epoch, self.best_epoch, self.best = 0, 0, (-1.0, 0.0)  # (top1, top5)
         self.best_model: dict[str, torch.Tensor] | None = None
+        self.last_result: dict[str, Any] | None = None  # set by restore
         val = ImageDataset(data.splits["val"], eval_transform(cfg.size), seed=0)
         self.val_loader = DataLoader(val, batch_size=cfg.batch_size)
 
@@ -282,6 +283,7 @@ class PretrainTrial:
         self.epoch, self.best_epoch = state.epoch, int(state.schedule["best_epoch"])
         self.best = (float(state.schedule["best_top1"]), float(state.schedule["best_top5"]))
         self.best_model = state.best_model
+        self.last_result = state.extra.get("result")
         ckpt.set_rng_state(state.rng)
 
     def export(self) -> str:

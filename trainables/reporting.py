@@ -7,7 +7,6 @@ Ray stays at the edge: :func:`run_epochs` takes any ``report(metrics, folder)`` 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +21,11 @@ Reporter = Callable[[dict[str, Any], Path | None], None]
 class EpochTrial(Protocol):
     finished: bool
     epoch: int
+    last_result: dict[str, Any] | None  # the restored checkpoint's epoch report, if any
 
     def step(self) -> dict[str, Any]: ...
 
-    def state(self) -> dict[str, Any]: ...
+    def state(self) -> ckpt.TrialState: ...
 
 
 def run_epochs(
@@ -39,10 +39,14 @@ def run_epochs(
     """Epochs until ``trial.finished``: one report each, ``final`` added to the last one.
 
     Every ``every``-th epoch and the last one carry a checkpoint; a trial resumed from one
-    repeats the epochs after it, with the same results. A non-finite loss or metric ends the
-    trial with one ``diverged`` report holding no objective; the function returns (it never
-    raises, so Ray does not retry it).
+    repeats the epochs after it, with the same results. A trial restored from its *last*
+    checkpoint (the driver died before it recorded the end) reports its last epoch and
+    ``final`` again. A non-finite loss or metric ends the trial with one ``diverged`` report
+    holding no objective; the function returns (it never raises, so Ray does not retry it).
     """
+    if trial.finished and trial.last_result:
+        _save_and_report(trial, dict(trial.last_result), report, final, name)
+        return
     while not trial.finished:
         try:
             result = trial.step()
@@ -52,16 +56,34 @@ def run_epochs(
         if not trial.finished and trial.epoch % every:
             report({**result, "time_checkpoint_s": 0.0}, None)
             continue
-        folder = Path(tempfile.mkdtemp(prefix=f"microsweep-{name}-"))
-        try:
-            t0 = time.perf_counter()
-            ckpt.save(folder, trial.state())
-            result["time_checkpoint_s"] = time.perf_counter() - t0
-            if trial.finished:
-                result.update(final(folder))
-            report(result, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        _save_and_report(trial, result, report, final, name)
+
+
+def _save_and_report(
+    trial: EpochTrial,
+    result: dict[str, Any],
+    report: Reporter,
+    final: Callable[[Path], dict[str, Any]],
+    name: str,
+) -> None:
+    """Checkpoint the trial (its epoch report kept inside), add ``final`` at the end, report."""
+    t0 = time.perf_counter()
+    state = trial.state()
+    state.extra["result"] = {k: _plain(v) for k, v in result.items() if _plain(v) is not None}
+    folder = ckpt.save_to_scratch(state, prefix=f"microsweep-{name}-")
+    result["time_checkpoint_s"] = time.perf_counter() - t0
+    try:
+        if trial.finished:
+            result.update(final(folder))
+        report(result, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _plain(value: Any) -> bool | int | float | str | None:
+    """A python scalar (numpy's too) for the checkpoint, which loads with weights_only=True."""
+    value = value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value
+    return value if isinstance(value, bool | int | float | str) else None
 
 
 def ray_report(metrics: dict[str, Any], folder: Path | None) -> None:

@@ -78,6 +78,7 @@ class SegmentationTrial:
             batch=cfg.eval_batch,
         )
         self.epoch, self.wall_s = 0, 0.0
+        self.last_result: dict[str, Any] | None = None  # set by restore
         self.best_model: dict[str, torch.Tensor] | None = None  # None: the current model
 
     # --- state -------------------------------------------------------------------------
@@ -101,6 +102,7 @@ class SegmentationTrial:
             self.scaler.load_state_dict(state.scaler)
         self.best_model = state.best_model
         self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
+        self.last_result = state.extra.get("result")
         ckpt.set_rng_state(state.rng)
 
     @property
