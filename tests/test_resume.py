@@ -7,11 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from analysis import results as R
+from analysis.storage import Location
 from search.cli import main
 from search.resume import newest_state_file
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 DECODERS = ["Unet", "FPN", "Linknet", "PSPNet"]
 
 
-def write_experiment(tmp_path: Path) -> Path:
+def write_experiment(tmp_path: Path, storage: str | None = None) -> Path:
     raw = {
         "name": "res",
         "kind": "tests.sweep_helpers:toy_trainable",
@@ -27,7 +27,7 @@ def write_experiment(tmp_path: Path) -> Path:
         "repeats": 2,
         "scheduler": {"name": "fifo", "max_epochs": 5},
         "train": {"sleep": 0.5},
-        "storage": str(tmp_path / "runs"),
+        "storage": storage or str(tmp_path / "runs"),
     }
     path = tmp_path / "res.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -43,36 +43,40 @@ def sweep(path: Path, *extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def finished(run_dir: Path) -> list[dict]:
-    path = run_dir / R.TRIALS_FILE
-    return pq.read_table(path).to_pylist() if path.is_file() else []
+def finished(run: Location) -> list[dict]:
+    path = run / R.TRIALS_FILE
+    return path.read_table().to_pylist() if path.is_file() else []
 
 
-@pytest.mark.slow
-def test_sigkilled_driver_resumes_the_same_trial_set(tmp_path):
-    path = write_experiment(tmp_path)
-    run_dir = tmp_path / "runs" / "res"
+def kill_and_resume(path: Path, run: Location) -> None:
+    """SIGKILL the sweep's driver once 2 of its 8 trials finished, ``--resume`` it, and check
+    that the same trial set completes: none lost or doubled, finished ones not re-run."""
     driver = sweep(path)
     deadline = time.monotonic() + 240
-    while len(finished(run_dir)) < 2 and time.monotonic() < deadline and driver.poll() is None:
+    while len(finished(run)) < 2 and time.monotonic() < deadline and driver.poll() is None:
         time.sleep(0.5)
-    before = {r[R.TRIAL]: r for r in finished(run_dir)}
+    before = {r[R.TRIAL]: r for r in finished(run)}
     assert driver.poll() is None and 2 <= len(before) < 8, "the sweep ended before the kill"
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
     driver.wait()
     resumed = sweep(path, "--resume")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
-    rows = finished(run_dir)
+    rows = finished(run)
     configs = sorted((r["decoder"], r[R.SEED]) for r in rows)
     assert configs == sorted((d, s) for d in DECODERS for s in (0, 1))  # none lost or doubled
-    assert all(r[R.STATUS] == R.COMPLETED and r[R.EPOCHS] == 5 for r in rows)
+    assert {(r[R.STATUS], r[R.EPOCHS]) for r in rows} == {(R.COMPLETED, 5)}, rows
     after = {r[R.TRIAL]: r for r in rows}
     for name, row in before.items():  # finished trials were not re-run
         assert after[name][R.WALL_S] == row[R.WALL_S]
-    epochs = pq.read_table(run_dir / R.EPOCHS_FILE).to_pylist()
+    epochs = (run / R.EPOCHS_FILE).read_table().to_pylist()
     assert len(epochs) == 8 * 5 and len({(e[R.TRIAL], e[R.EPOCH]) for e in epochs}) == 40
     assert "microsweep report" in out
+
+
+@pytest.mark.slow
+def test_sigkilled_driver_resumes_the_same_trial_set(tmp_path):
+    kill_and_resume(write_experiment(tmp_path), Location.parse(str(tmp_path / "runs" / "res")))
 
 
 def test_truncated_state_file_refuses_in_one_line(tmp_path, capsys):

@@ -88,7 +88,7 @@ def objects(uri: str) -> set[str]:
     """Every file under ``uri``, relative to it."""
     loc = Location.parse(uri)
     fs, root = loc.resolve()
-    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
     return {i.path[len(root) + 1 :] for i in infos if i.type == pafs.FileType.File}
 
 
@@ -117,6 +117,27 @@ def test_a_missing_bucket_fails_in_one_line_before_ray_starts(s3_env, tmp_path, 
     assert len(err) == 1, err
     assert "'s3://no-such-bucket-microsweep/runs/tiny'" in err[0]
     assert "not found" in err[0] and "AWS_ACCESS_KEY_ID" in err[0]
+
+
+def test_rejected_credentials_fail_in_one_line_before_ray_starts(s3_env, tmp_path, capsys):
+    """moto checks signatures against its IAM users once INITIAL_NO_AUTH_ACTION_COUNT is
+    reached: with 0, the test's keys belong to no user, as unknown keys on AWS."""
+    import ray
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    ray_was_running = ray.is_initialized()
+    path = write_experiment(tmp_path, f"s3://{BUCKET}/denied")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+        mp.setattr(ActionAuthenticatorMixin, "request_count", 0)
+        assert main(["sweep", str(path)]) == 2
+    assert ray.is_initialized() == ray_was_running
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"storage 's3://{BUCKET}/denied/tiny" in err[0] and "ACCESS_DENIED" in err[0], err
+    assert "AWS_ACCESS_KEY_ID" in err[0]  # how to fix it
+    assert objects(f"s3://{BUCKET}/denied") == set()  # nothing was written
 
 
 @pytest.mark.slow
@@ -163,3 +184,12 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
     assert main(["sweep", str(path), "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(state) in err[0] and "truncated" in err[0], err
+
+
+@pytest.mark.slow
+def test_sigkilled_driver_resumes_on_s3(s3_env, tmp_path):
+    """The local test's kill-and-resume, with Ray's state, checkpoints and our results on S3."""
+    from tests.test_resume import kill_and_resume, write_experiment
+
+    path = write_experiment(tmp_path, f"s3://{BUCKET}/killed")
+    kill_and_resume(path, Location.parse(f"s3://{BUCKET}/killed/res"))
