@@ -32,6 +32,7 @@ import fnmatch
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from analysis.errors import StorageError
 
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 OBJECT_STORES = ("s3", "gcs")  # pyarrow type names whose uploads are atomic per object
+READ_ATTEMPTS = 4  # reads of a Parquet object being replaced (see Location.read_table)
 S3_HINT = (
     "check the bucket name and the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
     "AWS_PROFILE or the instance profile; AWS_ENDPOINT_URL for S3-compatible stores)"
@@ -140,8 +142,23 @@ class Location:
             return fh.read()
 
     def read_table(self, columns: list[str] | None = None) -> pa.Table:
-        """The Parquet table; a damaged file raises ``pyarrow.ArrowInvalid`` (not reachability)."""
+        """The Parquet table; a damaged file raises ``pyarrow.ArrowInvalid`` (not reachability).
+
+        On object stores a read that overlaps a replacement of the object can mix two versions
+        (pyarrow asks the size, then reads ranges), which fails to parse: it is read again,
+        up to ``READ_ATTEMPTS`` times."""
         fs, path = self.resolve()
+        attempts = READ_ATTEMPTS if fs.type_name in OBJECT_STORES else 1
+        for attempt in range(1, attempts):
+            try:
+                return self._read_table_once(fs, path, columns)
+            except (StorageError, pa.ArrowInvalid):
+                time.sleep(0.2 * attempt)
+        return self._read_table_once(fs, path, columns)
+
+    def _read_table_once(
+        self, fs: pafs.FileSystem, path: str, columns: list[str] | None
+    ) -> pa.Table:
         with self._errors("read"):
             return pq.read_table(path, filesystem=fs, columns=columns)
 

@@ -65,7 +65,9 @@ def kill_and_resume(path: Path, run: Location) -> None:
     rows = finished(run)
     configs = sorted((r["decoder"], r[R.SEED]) for r in rows)
     assert configs == sorted((d, s) for d in DECODERS for s in (0, 1))  # none lost or doubled
-    assert {(r[R.STATUS], r[R.EPOCHS]) for r in rows} == {(R.COMPLETED, 5)}, rows
+    odd = [(r[R.TRIAL], r[R.STATUS], r[R.EPOCHS], r[R.ERROR]) for r in rows
+           if (r[R.STATUS], r[R.EPOCHS]) != (R.COMPLETED, 5)]  # fmt: skip
+    assert not odd, odd
     after = {r[R.TRIAL]: r for r in rows}
     for name, row in before.items():  # finished trials were not re-run
         assert after[name][R.WALL_S] == row[R.WALL_S]

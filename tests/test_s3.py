@@ -193,3 +193,31 @@ def test_sigkilled_driver_resumes_on_s3(s3_env, tmp_path):
 
     path = write_experiment(tmp_path, f"s3://{BUCKET}/killed")
     kill_and_resume(path, Location.parse(f"s3://{BUCKET}/killed/res"))
+
+
+def test_a_parquet_object_replaced_while_read_is_read_again(s3_env, tmp_path, monkeypatch):
+    """pyarrow asks an object's size, then reads ranges: a replacement in between mixes two
+    versions, which fails to parse (seen as 'Couldn't deserialize thrift' during a sweep)."""
+    import pyarrow as pa
+
+    from analysis import storage
+
+    table = pa.table({"trial": ["a", "b"]})
+    R.write_parquet_atomic(table, Location.parse(f"s3://{BUCKET}/reread") / "t.parquet")
+    R.write_parquet_atomic(table, tmp_path / "t.parquet")
+    calls = []
+    real = storage.pq.read_table
+
+    def flaky(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) < 3:
+            raise pa.ArrowInvalid("Couldn't deserialize thrift: No more data to read.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage.pq, "read_table", flaky)
+    assert (Location.parse(f"s3://{BUCKET}/reread") / "t.parquet").read_table() == table
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(pa.ArrowInvalid):  # a local file is replaced by rename: no mixed reads
+        Location.parse(str(tmp_path / "t.parquet")).read_table()
+    assert len(calls) == 1
