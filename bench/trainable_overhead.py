@@ -1,7 +1,8 @@
 """What the trainable costs on top of a bare PyTorch loop: same model, data, epochs.
 
 - ``bare``: a plain loop (model, Adam, the paper's loss, the same random crops) training
-  ``--epochs`` epochs, then one whole-image validation; no Ray, no checkpoints.
+  ``--epochs`` epochs, then one whole-image validation; no Ray, no checkpoints. It runs as a
+  fresh script process, imports and warm-up included, as a user's own script pays them.
 - The runs alternate, bare / trainable / bare / ... for ``--rounds`` rounds, and each
   trainable run is compared with the mean of the bare runs either side of it: identical runs
   on this VM differ by several percent from one minute to the next, so one pair proves little.

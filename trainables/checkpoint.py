@@ -72,6 +72,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_swept = False
+ORPHAN = re.compile(r"^microsweep-[a-z]+-(\d+)-")
+
+
 def scratch_dir() -> Path | None:
     """Where epoch checkpoints are written before Ray copies them to storage.
 
@@ -112,10 +116,6 @@ def save_to_scratch(state: TrialState, *, prefix: str) -> Path:
         folder = Path(tempfile.mkdtemp(prefix=prefix))
         save(folder, state)
     return folder
-
-
-_swept = False
-ORPHAN = re.compile(r"^microsweep-[a-z]+-(\d+)-")
 
 
 def remove_orphans(root: Path) -> list[Path]:

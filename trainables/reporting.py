@@ -69,7 +69,7 @@ def _save_and_report(
     """Checkpoint the trial (its epoch report kept inside), add ``final`` at the end, report."""
     t0 = time.perf_counter()
     state = trial.state()
-    state.extra["result"] = {k: _plain(v) for k, v in result.items() if _plain(v) is not None}
+    state.extra["result"] = {k: p for k, v in result.items() if (p := _plain(v)) is not None}
     folder = ckpt.save_to_scratch(state, prefix=f"microsweep-{name}-")
     result["time_checkpoint_s"] = time.perf_counter() - t0
     try:
