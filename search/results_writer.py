@@ -12,7 +12,9 @@ Statuses come from what the trials reported and how Ray ended them — never fro
 - ``error``: it raised, after ``max_failures`` retries.
 
 On ``--resume`` the files already written are read back, so finished trials keep their rows and
-epochs re-reported after a checkpoint replace, not duplicate, the earlier rows.
+epochs re-reported after a checkpoint replace, not duplicate, the earlier rows. The first report
+after a restore carries ``history`` (the epochs before the checkpoint): rows a killed driver had
+not written yet are filled in from it.
 
 ``run_dir`` is a local folder or a URI (``s3://bucket/runs/NAME``; :mod:`analysis.storage`). A
 write that fails while trials run (a network hiccup) is reported and retried at the next write,
@@ -167,6 +169,10 @@ class ResultsWriter(tune.Callback):
         return row
 
     def _record_epoch(self, name: str, result: dict[str, Any]) -> None:
+        for earlier in result.get("history") or []:  # sent once after a restore
+            key = (name, int(earlier.get(R.EPOCH, 0))) if isinstance(earlier, dict) else None
+            if key is not None and key not in self._epochs:
+                self._record_epoch(name, earlier)
         if R.VAL_IOU not in result and R.TRAIN_LOSS not in result:
             return
         epoch = int(result.get(R.EPOCH, result.get("training_iteration", 0)))

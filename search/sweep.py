@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from analysis.storage import Location
 from search.experiment import Experiment
 from search.feasibility import Progress
 from search.plan import Plan, base_config, make_plan
+from search.repair import repair_snapshot
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
 from search.resume import TUNER_FILE, check_resumable
@@ -69,7 +71,8 @@ def run_sweep(
     run_dir = exp.run_dir
     with _storage_errors_are_user_errors():
         if resume:
-            check_resumable(run_dir)
+            for repair in repair_snapshot(check_resumable(run_dir), run_dir):
+                print(f"microsweep: {repair.line()}", file=sys.stderr)
         elif (run_dir / TUNER_FILE).exists():
             raise UserError(
                 f"run folder '{run_dir}' already holds a sweep; pass --resume to continue it, "

@@ -14,6 +14,8 @@ from typing import Any
 
 from ray import tune
 
+from trainables.report_file import write_report
+
 DECODER_QUALITY = {"Unet": 0.9, "FPN": 0.8, "Linknet": 0.7, "PSPNet": 0.6}
 
 
@@ -24,21 +26,25 @@ def quality(config: dict[str, Any]) -> float:
     return q - 0.01 * int(config.get("seed", 0)) - 0.1 * float(config.get("handicap", 0))
 
 
-def _restore() -> tuple[int, dict[str, Any] | None]:
-    """The checkpoint's epoch and the report it came with."""
+def _restore() -> tuple[int, dict[str, Any] | None, list[dict[str, Any]]]:
+    """The checkpoint's epoch, the report it came with, and the reports of all epochs so far."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return 0, None
+        return 0, None, []
     with checkpoint.as_directory() as folder:
         state = json.loads((Path(folder) / "state.json").read_text())
-    return state["epoch"], state.get("metrics")
+    return state["epoch"], state.get("metrics"), state.get("history", [])
 
 
-def _report(metrics: dict[str, Any]) -> None:
+def _report(metrics: dict[str, Any], history: list[dict[str, Any]], earlier: list) -> None:
+    """Report with a checkpoint; ``earlier`` (restored history) rides along, as in
+    trainables.reporting.run_epochs."""
     with tempfile.TemporaryDirectory() as folder:
-        state = {"epoch": metrics["epoch"], "metrics": metrics}
+        state = {"epoch": metrics["epoch"], "metrics": metrics, "history": history}
         (Path(folder) / "state.json").write_text(json.dumps(state))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        write_report(Path(folder), metrics)  # as trainables.reporting does (docs/contracts.md)
+        extra = {"history": earlier} if earlier else {}
+        tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
@@ -46,9 +52,10 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
     max_epochs = int(config.get("max_epochs", 4))
     q = quality(config)
     start = time.monotonic()
-    restored, last = _restore()
+    restored, last, history = _restore()
+    earlier = list(history)
     if restored >= max_epochs and last:  # as trainables.reporting: the end, reported again
-        _report(last)
+        _report(last, history, earlier)
         return
     for epoch in range(restored + 1, max_epochs + 1):
         time.sleep(float(config.get("sleep", 0.02)))
@@ -79,7 +86,9 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
                     "per_image_iou": {"test": {"a": val, "b": val - 0.02}},
                 }
             )
-        _report(metrics)
+        history.append({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+        _report(metrics, history, earlier)
+        earlier = []
 
 
 def _rendezvous(folder: Path, wave: int, total: int, timeout: float = 60.0) -> None:

@@ -27,6 +27,7 @@ from trainables.loop import (
     train_one_epoch,
 )
 from trainables.losses import SegmentationLoss
+from trainables.report_file import REPORT_FILE, parse_report
 from trainables.reporting import run_epochs
 from trainables.runtime import Runtime
 from trainables.segmentation import SegmentationTrial, run_trial
@@ -262,10 +263,11 @@ def test_a_trial_restored_from_its_last_checkpoint_reports_its_end_again(tmp_pat
     run_trial(again, lambda m, f: repeated.append((m, (f / "predictions").is_dir())))
     assert len(reports) == 1 and len(repeated) == 1 and repeated[0][1]
     untimed = [
-        {k: v for k, v in r.items() if not k.startswith("time_")}
+        {k: v for k, v in r.items() if not k.startswith("time_") and k != "history"}
         for r in (reports[0], repeated[0][0])
     ]
     assert untimed[0]["done"] and untimed[1] == untimed[0]
+    assert [h["epoch"] for h in repeated[0][0]["history"]] == [1]  # the epochs before, once
 
 
 @pytest.mark.slow
@@ -302,6 +304,7 @@ class _Counter:
 
     def __init__(self, epochs: int):
         self.epoch, self.epochs, self.last_result = 0, epochs, None
+        self.history: list[dict] = []
 
     @property
     def finished(self) -> bool:
@@ -327,6 +330,41 @@ def test_checkpoints_every_n_epochs_and_always_at_the_end(every, saved):
     assert [e for e, _, _ in seen] == [1, 2, 3, 4, 5]  # every epoch reported
     assert [s for _, s, _ in seen if s is not None] == saved  # the checkpoint is that epoch's
     assert [done for _, _, done in seen] == [False] * 4 + [True]
+
+
+def test_checkpoints_keep_their_report_and_history_which_a_restore_reports_once():
+    reports, states = [], []
+
+    def report(metrics, folder):
+        reports.append(metrics)
+        if folder:
+            states.append(ckpt.load(folder))
+            files = ([ckpt.STATE_FILE],)  # what a restore needs; predictions come after
+            assert parse_report((folder / REPORT_FILE).read_bytes()) == (
+                states[-1].extra["result"],
+                *files,
+            )
+
+    def final(folder):
+        return {"done": True}
+
+    run_epochs(_Counter(3), report, final=final, name="t")
+    assert [s.extra["result"] for s in states] == [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+    assert states[-1].extra["history"] == [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+    assert not any("history" in r for r in reports)  # a fresh trial has none to send
+
+    reports.clear()
+    resumed = _Counter(3)  # restored from epoch 1's checkpoint
+    resumed.epoch, resumed.history = 1, list(states[0].extra["history"])
+    run_epochs(resumed, report, final=final, name="t")
+    assert [r.get("history") for r in reports] == [[{"epoch": 1}], None]  # once, the first
+    assert states[-1].extra["history"] == [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+
+    reports.clear()
+    ended = _Counter(3)  # restored from the last checkpoint: the end is reported again
+    ended.epoch, ended.last_result, ended.history = 3, {"epoch": 3}, states[-1].extra["history"]
+    run_epochs(ended, report, final=final, name="t")
+    assert [(r["epoch"], r["done"], len(r["history"])) for r in reports] == [(3, True, 3)]
 
 
 def test_checkpoint_every_must_be_positive():

@@ -45,3 +45,22 @@ def test_a_failed_write_during_the_sweep_is_retried_and_the_last_one_must_succee
     writer.on_experiment_end([])
     rows = pq.read_table(run / R.TRIALS_FILE).to_pylist()
     assert [(r[R.TRIAL], r[R.STATUS]) for r in rows] == [("t1", R.STOPPED)]
+
+
+def test_the_history_of_a_restored_trial_fills_only_the_epochs_missing_from_the_record(tmp_path):
+    """A killed driver may not have written a trial's last epochs; the first report after a
+    restore carries the epochs before its checkpoint, and only missing rows are taken from it."""
+    run = tmp_path / "run"
+    writer = writer_for(run)
+    writer.setup()
+    trial = finished("t1")
+    writer.on_trial_result(0, [], trial, {"epoch": 1, "val_iou": 0.5, "train_loss": 0.9})
+    history = [
+        {"epoch": 1, "val_iou": 0.1, "train_loss": 0.1},  # recorded already: kept as it was
+        {"epoch": 2, "val_iou": 0.6, "train_loss": 0.8},
+        {"epoch": 3, "val_iou": 0.7, "train_loss": 0.7},
+    ]
+    writer.on_trial_result(0, [], trial, {"epoch": 4, "val_iou": 0.8, "history": history})
+    writer.on_experiment_end([])
+    rows = pq.read_table(run / R.EPOCHS_FILE).to_pylist()
+    assert [(r[R.EPOCH], r[R.VAL_IOU]) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.7), (4, 0.8)]

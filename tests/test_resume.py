@@ -1,6 +1,8 @@
 """``--resume`` after the driver is SIGKILLed; refusal of a truncated state file."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,20 +15,22 @@ import yaml
 from analysis import results as R
 from analysis.storage import Location
 from search.cli import main
+from search.repair import BACKUP_SUFFIX
 from search.resume import newest_state_file
+from trainables.report_file import REPORT_FILE, parse_report
 
 REPO = Path(__file__).resolve().parents[1]
 DECODERS = ["Unet", "FPN", "Linknet", "PSPNet"]
 
 
-def write_experiment(tmp_path: Path, storage: str | None = None) -> Path:
+def write_experiment(tmp_path: Path, storage: str | None = None, sleep: float = 0.5) -> Path:
     raw = {
         "name": "res",
         "kind": "tests.sweep_helpers:toy_trainable",
         "space": {"decoder": DECODERS},
         "repeats": 2,
         "scheduler": {"name": "fifo", "max_epochs": 5},
-        "train": {"sleep": 0.5},
+        "train": {"sleep": sleep},
         "storage": storage or str(tmp_path / "runs"),
     }
     path = tmp_path / "res.yaml"
@@ -79,6 +83,99 @@ def kill_and_resume(path: Path, run: Location) -> None:
 @pytest.mark.slow
 def test_sigkilled_driver_resumes_the_same_trial_set(tmp_path):
     kill_and_resume(write_experiment(tmp_path), Location.parse(str(tmp_path / "runs" / "res")))
+
+
+@pytest.mark.slow
+def test_resume_from_a_snapshot_naming_deleted_checkpoints(tmp_path):
+    """Ray deletes a trial's old checkpoints (num_to_keep) before its next state snapshot is
+    stored; a driver killed in between leaves a snapshot naming deleted checkpoints (seen on S3).
+    Simulated by putting an older snapshot back: such trials continue from their newest
+    checkpoint, none fails, and the epochs the killed driver had not written are filled in."""
+    path = write_experiment(tmp_path, sleep=1.0)
+    run = Location.parse(str(tmp_path / "runs" / "res"))
+    driver = sweep(path)
+    stale, watched, named = _snapshot_after_first_checkpoint(run, driver)
+    deadline = time.monotonic() + 120
+    while any((run / watched / c).is_dir() for c in named) and time.monotonic() < deadline:
+        time.sleep(0.1)  # until Ray deleted the checkpoints the stale snapshot can name
+    assert driver.poll() is None, "the sweep ended before the kill"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    _wait_until_session_ended(driver.pid)  # trial workers have process groups of their own
+    state = newest_state_file(run)
+    state.write_bytes(stale)
+    newest = _newest_complete_epochs(run)
+    resumed = sweep(path, "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    repaired = dict(
+        re.findall(r"trial (\S+): checkpoint_\d+ .* continues from \S+ \(epoch (\d+)\)", out)
+    )
+    assert watched in repaired, out[-3000:]
+    assert {t: int(e) for t, e in repaired.items()} == {t: newest[t] for t in repaired}
+    assert (run / (state.name + BACKUP_SUFFIX)).read_bytes() == stale
+    rows = finished(run)
+    assert sorted((r["decoder"], r[R.SEED]) for r in rows) == sorted(
+        (d, s) for d in DECODERS for s in (0, 1)
+    )
+    assert {(r[R.STATUS], r[R.EPOCHS]) for r in rows} == {(R.COMPLETED, 5)}, rows
+    epochs = (run / R.EPOCHS_FILE).read_table().to_pylist()
+    assert sorted((e[R.TRIAL], e[R.EPOCH]) for e in epochs) == sorted(
+        (r[R.TRIAL], n) for r in rows for n in range(1, 6)
+    )
+
+
+def _snapshot_after_first_checkpoint(
+    run: Location, driver: subprocess.Popen
+) -> tuple[bytes, str, list[str]]:
+    """Ray's state file as stored after a trial's first checkpoint, that trial, and its
+    checkpoint folders then (the snapshot names one of them, or one deleted before)."""
+    deadline = time.monotonic() + 240
+    seen, watched = 0.0, None
+    while time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.1)
+        state = newest_state_file(run)
+        if watched is None:
+            ready = [t.name for t in run.glob("*_0000*") if (t / "checkpoint_000000").is_dir()]
+            watched, seen = (ready[0], time.time()) if ready else (None, 0.0)
+        elif state is not None and Path(str(state)).stat().st_mtime > seen + 0.5:
+            data = state.read_bytes()
+            try:
+                json.loads(data)  # not caught half-written
+            except ValueError:
+                continue
+            return data, watched, [c.name for c in (run / watched).glob("checkpoint_*")]
+    raise AssertionError(f"no snapshot after a first checkpoint: {driver.poll()=}")
+
+
+def _wait_until_session_ended(sid: int, timeout: float = 60.0) -> None:
+    """Wait until no process of session ``sid`` is left (Linux /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended while we looked
+            alive += [stat.parent.name] if int(fields[3]) == sid else []
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes of session {sid} outlived the kill by {timeout} s: {alive}")
+
+
+def _newest_complete_epochs(run: Location) -> dict[str, int]:
+    """Each trial folder's newest checkpoint with a report: its epoch."""
+    newest = {}
+    for trial in run.glob("*_0000*"):
+        for checkpoint in reversed(trial.glob("checkpoint_*")):
+            report = checkpoint / REPORT_FILE
+            parsed = parse_report(report.read_bytes()) if report.is_file() else None
+            if parsed:
+                newest[trial.name] = parsed[0]["epoch"]
+                break
+    return newest
 
 
 def test_truncated_state_file_refuses_in_one_line(tmp_path, capsys):

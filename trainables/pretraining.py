@@ -219,6 +219,7 @@ class PretrainTrial:
         self.epoch, self.best_epoch, self.best = 0, 0, (-1.0, 0.0)  # (top1, top5)
         self.best_model: dict[str, torch.Tensor] | None = None
         self.last_result: dict[str, Any] | None = None  # set by restore
+        self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
         val = ImageDataset(data.splits["val"], eval_transform(cfg.size), seed=0)
         self.val_loader = DataLoader(val, batch_size=cfg.batch_size)
 
@@ -284,6 +285,7 @@ class PretrainTrial:
         self.best = (float(state.schedule["best_top1"]), float(state.schedule["best_top5"]))
         self.best_model = state.best_model
         self.last_result = state.extra.get("result")
+        self.history = list(state.extra.get("history", []))
         ckpt.set_rng_state(state.rng)
 
     def export(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from trainables import checkpoint as ckpt
 from trainables.loop import Diverged
+from trainables.report_file import write_report
 
 Reporter = Callable[[dict[str, Any], Path | None], None]
 
@@ -22,6 +23,7 @@ class EpochTrial(Protocol):
     finished: bool
     epoch: int
     last_result: dict[str, Any] | None  # the restored checkpoint's epoch report, if any
+    history: list[dict[str, Any]]  # every epoch's plain report so far (restored with the state)
 
     def step(self) -> dict[str, Any]: ...
 
@@ -43,9 +45,13 @@ def run_epochs(
     checkpoint (the driver died before it recorded the end) reports its last epoch and
     ``final`` again. A non-finite loss or metric ends the trial with one ``diverged`` report
     holding no objective; the function returns (it never raises, so Ray does not retry it).
+
+    The first report after a restore carries ``history``: the reports of the epochs before it,
+    so that the driver's record regains any it had not written when it was killed.
     """
+    earlier = list(trial.history)
     if trial.finished and trial.last_result:
-        _save_and_report(trial, dict(trial.last_result), report, final, name)
+        _save_and_report(trial, {**trial.last_result, "history": earlier}, report, final, name)
         return
     while not trial.finished:
         try:
@@ -53,6 +59,9 @@ def run_epochs(
         except Diverged as err:
             report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
             return
+        trial.history.append(_plain_dict(result))
+        if earlier:
+            result["history"], earlier = earlier, []
         if not trial.finished and trial.epoch % every:
             report({**result, "time_checkpoint_s": 0.0}, None)
             continue
@@ -69,8 +78,10 @@ def _save_and_report(
     """Checkpoint the trial (its epoch report kept inside), add ``final`` at the end, report."""
     t0 = time.perf_counter()
     state = trial.state()
-    state.extra["result"] = {k: p for k, v in result.items() if (p := _plain(v)) is not None}
+    state.extra["result"] = _plain_dict(result)
+    state.extra["history"] = list(trial.history)
     folder = ckpt.save_to_scratch(state, prefix=f"microsweep-{name}-")
+    write_report(folder, state.extra["result"])
     result["time_checkpoint_s"] = time.perf_counter() - t0
     try:
         if trial.finished:
@@ -78,6 +89,10 @@ def _save_and_report(
         report(result, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _plain_dict(result: dict[str, Any]) -> dict[str, bool | int | float | str]:
+    return {k: p for k, v in result.items() if (p := _plain(v)) is not None}
 
 
 def _plain(value: Any) -> bool | int | float | str | None:

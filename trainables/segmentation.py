@@ -79,6 +79,7 @@ class SegmentationTrial:
         )
         self.epoch, self.wall_s = 0, 0.0
         self.last_result: dict[str, Any] | None = None  # set by restore
+        self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
         self.best_model: dict[str, torch.Tensor] | None = None  # None: the current model
 
     # --- state -------------------------------------------------------------------------
@@ -103,6 +104,7 @@ class SegmentationTrial:
         self.best_model = state.best_model
         self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
         self.last_result = state.extra.get("result")
+        self.history = list(state.extra.get("history", []))
         ckpt.set_rng_state(state.rng)
 
     @property

@@ -1,0 +1,152 @@
+"""``--resume``: a trial whose checkpoint Ray's last state snapshot names, but that is gone,
+continues from its newest complete checkpoint instead of failing.
+
+Ray deletes a trial's older checkpoints (``num_to_keep``) as soon as a newer one registers, but
+writes its state snapshot (``experiment_state-*.json``) to storage only every so often. A driver
+killed in between leaves a snapshot naming a deleted checkpoint, and ``Tuner.restore`` then ends
+the trial as an error ("Could not recover from checkpoint as it does not exist on storage
+anymore"). It was seen with S3 storage, where the snapshot upload takes longest.
+
+Before ``Tuner.restore``, each unfinished trial whose named checkpoint is missing is pointed at:
+
+1. the newest checkpoint in its folder whose ``report.json`` (:mod:`trainables.report_file`)
+   reads and whose listed files exist; its Ray metrics are the snapshot's, updated with the
+   report, and its iteration counts one report per epoch (docs/contracts.md);
+2. else the newest checkpoint the snapshot still tracks that exists (a custom trainable that
+   writes no report);
+3. else nothing: the trial starts again.
+
+The snapshot is then rewritten, the original kept beside it as ``<name>.before-repair``. This
+reads Ray's private trial state: ray is pinned (constraints.txt) and tests/test_resume.py runs
+it against the pinned version.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from analysis.storage import Location
+from trainables.report_file import REPORT_FILE, parse_report
+
+BACKUP_SUFFIX = ".before-repair"
+CHECKPOINT_GLOB = "checkpoint_*"  # Ray's folder names: checkpoint_<6-digit index>
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A trial whose named checkpoint was gone, and what it continues from."""
+
+    trial: str
+    missing: str
+    restored: str | None  # a checkpoint folder; None: the trial starts again
+    epoch: Any = None
+
+    def line(self) -> str:
+        gone = f"resume: trial {self.trial}: {self.missing} (named by Ray's last state snapshot)"
+        if self.restored is None:
+            return f"{gone} is gone and no complete checkpoint is left; the trial starts again"
+        return f"{gone} is gone; it continues from {self.restored} (epoch {self.epoch})"
+
+
+def repair_snapshot(state: Location, run_dir: Location) -> list[Repair]:
+    """Repair every unfinished trial of the snapshot ``state``; rewrite it if any was."""
+    raw = state.read_bytes()
+    data = json.loads(raw)
+    repairs = []
+    for entry in data["trial_data"]:
+        fixed = _repair_trial(entry[0], entry[1], run_dir)
+        if fixed is not None:
+            (entry[0], entry[1]), repair = fixed
+            repairs.append(repair)
+    if repairs:
+        (run_dir / (state.name + BACKUP_SUFFIX)).write_bytes(raw)
+        state.write_bytes(json.dumps(data).encode())
+    return repairs
+
+
+def _repair_trial(
+    trial_json: str, meta_json: str, run_dir: Location
+) -> tuple[tuple[str, str], Repair] | None:
+    """The trial's new ``(state, run metadata)`` JSON and what was done; None if it is fine."""
+    from ray.tune.experiment.trial import Trial
+
+    trial = Trial.from_json_state(trial_json, stub=True)
+    if trial.status == Trial.TERMINATED:
+        return None  # not restored: resume skips finished trials
+    trial.restore_run_metadata(meta_json)
+    latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+    folder = run_dir / trial.storage.trial_dir_name
+    if latest is None or _exists(latest, folder, trial.storage.trial_fs_path):
+        return None
+    chosen = _from_reports(folder, latest) or _newest_kept(trial, folder)
+    _point_at(trial, chosen, folder)
+    trial.stub = False  # stored with the state: a stub trial would not run when restored
+    trial.run_metadata.invalidate_cache()
+    trial.invalidate_json_state()
+    name = posixpath.basename(chosen.checkpoint.path) if chosen else None
+    epoch = chosen.metrics.get("epoch") if chosen else None
+    missing = posixpath.basename(latest.checkpoint.path)
+    return trial.get_json_state(), Repair(str(trial), missing, name, epoch)
+
+
+def _exists(result: Any, folder: Location, trial_fs_path: str) -> bool:
+    """Whether the checkpoint is in this trial's own folder and still there."""
+    path = result.checkpoint.path
+    return posixpath.dirname(path) == trial_fs_path and (folder / posixpath.basename(path)).is_dir()
+
+
+def _from_reports(folder: Location, latest: Any) -> Any:
+    """A Ray result for the newest complete checkpoint with a report, or None."""
+    for candidate in reversed(folder.glob(CHECKPOINT_GLOB)):
+        report_file = candidate / REPORT_FILE
+        parsed = parse_report(report_file.read_bytes()) if report_file.is_file() else None
+        if parsed is None or not all((candidate / f).is_file() for f in parsed[1]):
+            continue  # no report, or an upload a crash cut short
+        result = _result_from_report(latest, candidate.name, parsed[0])
+        if result is not None:
+            return result
+    return None
+
+
+def _result_from_report(latest: Any, name: str, metrics: dict[str, Any]) -> Any:
+    """The snapshot's last metrics updated with the report; iterations count epochs."""
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+
+    base = latest.metrics
+    epoch, base_epoch = metrics.get("epoch"), base.get("epoch")
+    if not isinstance(epoch, int) or not isinstance(base_epoch, int):
+        return None
+    iteration = int(base.get("training_iteration", base_epoch)) + epoch - base_epoch
+    merged = {**base, **metrics, "checkpoint_dir_name": name, "training_iteration": iteration}
+    path = posixpath.join(posixpath.dirname(latest.checkpoint.path), name)
+    checkpoint = Checkpoint(path=path, filesystem=latest.checkpoint.filesystem)
+    return _TrainingResult(checkpoint=checkpoint, metrics=merged)
+
+
+def _newest_kept(trial: Any, folder: Location) -> Any:
+    """The newest checkpoint the snapshot tracks that still exists, or None."""
+    kept = [
+        r for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
+        if _exists(r, folder, trial.storage.trial_fs_path)
+    ]  # fmt: skip
+    return max(kept, key=lambda r: r.metrics.get("training_iteration", 0), default=None)
+
+
+def _point_at(trial: Any, chosen: Any, folder: Location) -> None:
+    """Make ``chosen`` (or nothing) the trial's latest checkpoint and next-index base."""
+    from ray.train._internal.checkpoint_manager import _insert_into_sorted_list
+
+    manager = trial.run_metadata.checkpoint_manager
+    fs_path = trial.storage.trial_fs_path
+    kept = [r for r in manager.best_checkpoint_results if _exists(r, folder, fs_path)]
+    if chosen is not None and chosen not in kept:
+        _insert_into_sorted_list(kept, chosen, key=manager._get_checkpoint_score)
+    manager._checkpoint_results = kept
+    manager._latest_checkpoint_result = chosen
+    if chosen is not None:  # Ray names the next checkpoint after this index
+        index = posixpath.basename(chosen.checkpoint.path).rpartition("_")[2]
+        trial.storage.current_checkpoint_index = int(index)
