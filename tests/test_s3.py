@@ -187,12 +187,6 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, seen in 1-2 of ~14 runs: after the kill, Ray restores a trial from a "
-    "checkpoint its S3 state snapshot still names but that was deleted since (num_to_keep), and "
-    "the trial ends `error` ('Could not recover from checkpoint as it does not exist on storage')",
-)
 def test_sigkilled_driver_resumes_on_s3(s3_env, tmp_path):
     """The local test's kill-and-resume, with Ray's state, checkpoints and our results on S3."""
     from tests.test_resume import kill_and_resume, write_experiment
