@@ -169,9 +169,8 @@ class ResultsWriter(tune.Callback):
         return row
 
     def _record_epoch(self, name: str, result: dict[str, Any]) -> None:
-        for earlier in result.get("history") or []:  # sent once after a restore
-            key = (name, int(earlier.get(R.EPOCH, 0))) if isinstance(earlier, dict) else None
-            if key is not None and key not in self._epochs:
+        for earlier in _history(result):  # sent once after a restore
+            if (name, int(earlier.get(R.EPOCH, 0))) not in self._epochs:
                 self._record_epoch(name, earlier)
         if R.VAL_IOU not in result and R.TRAIN_LOSS not in result:
             return
@@ -231,6 +230,15 @@ def trial_name(trial: Any) -> str:
 
 def _is_final_metric(key: str) -> bool:
     return key == R.TEST_IOU or key.startswith((R.TEST_IOU_PREFIX, R.CLASS_IOU_PREFIX))
+
+
+def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The epoch reports a restored trial sent along (a JSON array; docs/contracts.md)."""
+    try:
+        earlier = json.loads(result.get("history") or "[]")
+    except (TypeError, ValueError):
+        return []
+    return [e for e in earlier if isinstance(e, dict)] if isinstance(earlier, list) else []
 
 
 def _best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -43,7 +43,7 @@ def _report(metrics: dict[str, Any], history: list[dict[str, Any]], earlier: lis
         state = {"epoch": metrics["epoch"], "metrics": metrics, "history": history}
         (Path(folder) / "state.json").write_text(json.dumps(state))
         write_report(Path(folder), metrics)  # as trainables.reporting does (docs/contracts.md)
-        extra = {"history": earlier} if earlier else {}
+        extra = {"history": json.dumps(earlier)} if earlier else {}
         tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

@@ -3,6 +3,7 @@ fails while trials run (a network hiccup on S3) is retried at the next one; the 
 
 from __future__ import annotations
 
+import json
 import os
 from types import SimpleNamespace
 
@@ -60,7 +61,8 @@ def test_the_history_of_a_restored_trial_fills_only_the_epochs_missing_from_the_
         {"epoch": 2, "val_iou": 0.6, "train_loss": 0.8},
         {"epoch": 3, "val_iou": 0.7, "train_loss": 0.7},
     ]
-    writer.on_trial_result(0, [], trial, {"epoch": 4, "val_iou": 0.8, "history": history})
+    result = {"epoch": 4, "val_iou": 0.8, "history": json.dumps(history)}
+    writer.on_trial_result(0, [], trial, result)
     writer.on_experiment_end([])
     rows = pq.read_table(run / R.EPOCHS_FILE).to_pylist()
     assert [(r[R.EPOCH], r[R.VAL_IOU]) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.7), (4, 0.8)]

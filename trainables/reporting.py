@@ -6,6 +6,7 @@ Ray stays at the edge: :func:`run_epochs` takes any ``report(metrics, folder)`` 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -46,12 +47,13 @@ def run_epochs(
     ``final`` again. A non-finite loss or metric ends the trial with one ``diverged`` report
     holding no objective; the function returns (it never raises, so Ray does not retry it).
 
-    The first report after a restore carries ``history``: the reports of the epochs before it,
-    so that the driver's record regains any it had not written when it was killed.
+    The first report after a restore carries ``history``: the reports of the epochs before it
+    (a JSON array, which Ray's loggers pass over), so that the driver's record regains any it
+    had not written when it was killed.
     """
     earlier = list(trial.history)
     if trial.finished and trial.last_result:
-        _save_and_report(trial, {**trial.last_result, "history": earlier}, report, final, name)
+        _save_and_report(trial, {**trial.last_result, **_history(earlier)}, report, final, name)
         return
     while not trial.finished:
         try:
@@ -60,8 +62,8 @@ def run_epochs(
             report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
             return
         trial.history.append(_plain_dict(result))
-        if earlier:
-            result["history"], earlier = earlier, []
+        result.update(_history(earlier))
+        earlier = []
         if not trial.finished and trial.epoch % every:
             report({**result, "time_checkpoint_s": 0.0}, None)
             continue
@@ -89,6 +91,10 @@ def _save_and_report(
         report(result, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _history(earlier: list[dict[str, Any]]) -> dict[str, str]:
+    return {"history": json.dumps(earlier)} if earlier else {}
 
 
 def _plain_dict(result: dict[str, Any]) -> dict[str, bool | int | float | str]:
