@@ -78,10 +78,10 @@ def _repair_trial(
         return None  # not restored: resume skips finished trials
     trial.restore_run_metadata(meta_json)
     latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
-    folder = run_dir / trial.storage.trial_dir_name
-    if latest is None or _exists(latest, folder, trial.storage.trial_fs_path):
+    folder, fs_path = run_dir / trial.storage.trial_dir_name, trial.storage.trial_fs_path
+    if latest is None or _exists(latest, folder, fs_path):
         return None
-    chosen = _from_reports(folder, latest) or _newest_kept(trial, folder)
+    chosen = _from_reports(folder, fs_path, latest) or _newest_kept(trial, folder)
     _point_at(trial, chosen, folder)
     trial.stub = False  # stored with the state: a stub trial would not run when restored
     trial.run_metadata.invalidate_cache()
@@ -98,20 +98,22 @@ def _exists(result: Any, folder: Location, trial_fs_path: str) -> bool:
     return posixpath.dirname(path) == trial_fs_path and (folder / posixpath.basename(path)).is_dir()
 
 
-def _from_reports(folder: Location, latest: Any) -> Any:
-    """A Ray result for the newest complete checkpoint with a report, or None."""
+def _from_reports(folder: Location, fs_path: str, latest: Any) -> Any:
+    """A Ray result for the newest complete checkpoint with a report, or None; ``folder`` is
+    the trial's folder as we reach it, ``fs_path`` as Ray's snapshot names it."""
     for candidate in reversed(folder.glob(CHECKPOINT_GLOB)):
         report_file = candidate / REPORT_FILE
         parsed = parse_report(report_file.read_bytes()) if report_file.is_file() else None
         if parsed is None or not all((candidate / f).is_file() for f in parsed[1]):
             continue  # no report, or an upload a crash cut short
-        result = _result_from_report(latest, candidate.name, parsed[0])
+        path = posixpath.join(fs_path, candidate.name)
+        result = _result_from_report(latest, path, parsed[0])
         if result is not None:
             return result
     return None
 
 
-def _result_from_report(latest: Any, name: str, metrics: dict[str, Any]) -> Any:
+def _result_from_report(latest: Any, path: str, metrics: dict[str, Any]) -> Any:
     """The snapshot's last metrics updated with the report; iterations count epochs."""
     from ray.train import Checkpoint
     from ray.train._internal.session import _TrainingResult
@@ -121,8 +123,8 @@ def _result_from_report(latest: Any, name: str, metrics: dict[str, Any]) -> Any:
     if not isinstance(epoch, int) or not isinstance(base_epoch, int):
         return None
     iteration = int(base.get("training_iteration", base_epoch)) + epoch - base_epoch
+    name = posixpath.basename(path)
     merged = {**base, **metrics, "checkpoint_dir_name": name, "training_iteration": iteration}
-    path = posixpath.join(posixpath.dirname(latest.checkpoint.path), name)
     checkpoint = Checkpoint(path=path, filesystem=latest.checkpoint.filesystem)
     return _TrainingResult(checkpoint=checkpoint, metrics=merged)
 

@@ -61,7 +61,8 @@ def snapshot(run: Path, *trials) -> bytes:
 
 
 def latest(run: Path) -> dict[str, tuple]:
-    """Per trial: its latest checkpoint's folder and metrics, the next-index base, and stub."""
+    """Per trial: its latest checkpoint (trial/folder) and metrics, the next-index base, and
+    the stored stub flag."""
     from ray.tune.experiment.trial import Trial
 
     out = {}
@@ -69,7 +70,8 @@ def latest(run: Path) -> dict[str, tuple]:
         trial = Trial.from_json_state(trial_json, stub=True)
         trial.restore_run_metadata(meta_json)
         result = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
-        folder = Path(result.checkpoint.path).name if result else None
+        path = Path(result.checkpoint.path) if result else None
+        folder = f"{path.parent.name}/{path.name}" if path else None
         metrics = result.metrics if result else None
         stub = json.loads(trial_json)["stub"]
         out[trial.storage.trial_dir_name] = (
@@ -100,11 +102,11 @@ def test_a_trial_continues_from_its_newest_complete_checkpoint(tmp_path):
         "it continues from checkpoint_000003 (epoch 4)"
     ]
     folder, metrics, index, stub = latest(run)["moved"]
-    assert (folder, index, stub) == ("checkpoint_000003", 3, False)
+    assert (folder, index, stub) == ("moved/checkpoint_000003", 3, False)
     assert (metrics["epoch"], metrics["training_iteration"], metrics["val_iou"]) == (4, 4, 0.4)
     assert metrics["checkpoint_dir_name"] == "checkpoint_000003"
     assert json.loads((run / STATE).read_text())["trial_data"][1] == fine_before  # untouched
-    assert latest(run)["ended"][0] == "checkpoint_000001"  # finished: resume skips it
+    assert latest(run)["ended"][0] == "ended/checkpoint_000001"  # finished: resume skips it
     assert (run / (STATE + BACKUP_SUFFIX)).read_bytes() == original
 
 
@@ -129,7 +131,7 @@ def test_without_reports_the_newest_kept_checkpoint_is_used_else_the_trial_start
     ]
     assert repairs[1].line().endswith("no complete checkpoint is left; the trial starts again")
     state = latest(run)
-    assert state["kept"][:3:2] == ("checkpoint_000000", 0)
+    assert state["kept"][:3:2] == ("kept/checkpoint_000000", 0)
     assert state["lost"][:2] == (None, None)
 
 
@@ -141,3 +143,22 @@ def test_a_snapshot_whose_checkpoints_all_exist_is_left_alone(tmp_path):
     assert repair_snapshot(Location.parse(run / STATE), Location.parse(run)) == []
     assert (run / STATE).read_bytes() == original
     assert not (run / (STATE + BACKUP_SUFFIX)).exists()
+
+
+def test_a_checkpoint_named_in_another_trials_folder_is_not_restored(tmp_path):
+    """A trial's state must never come from another trial's checkpoint, even one that exists."""
+    from ray.train import Checkpoint
+    from ray.train._internal.session import _TrainingResult
+
+    run = tmp_path / "run"
+    own, other = make_trial(tmp_path, "own"), make_trial(tmp_path, "other")
+    checkpoint(own, 1, 0.5)
+    foreign = checkpoint(other, 1, 0.9)
+    metrics = {"epoch": 2, "val_iou": 0.6, "training_iteration": 2}
+    own.on_checkpoint(_TrainingResult(checkpoint=Checkpoint(str(foreign)), metrics=metrics))
+    snapshot(run, own, other)
+
+    repairs = repair_snapshot(Location.parse(run / STATE), Location.parse(run))
+
+    assert [(r.trial, r.restored, r.epoch) for r in repairs] == [("own", "checkpoint_000000", 1)]
+    assert latest(run)["own"][:3:2] == ("own/checkpoint_000000", 0)
