@@ -136,6 +136,13 @@ class Location:
     def is_dir(self) -> bool:
         return self._type() == pafs.FileType.Directory
 
+    def size(self) -> int | None:
+        """The file's size in bytes; None when there is no file here."""
+        fs, path = self.resolve()
+        with self._errors("look up"):
+            info = fs.get_file_info(path)
+        return info.size if info.type == pafs.FileType.File else None
+
     def read_bytes(self) -> bytes:
         fs, path = self.resolve()
         with self._errors("read"), fs.open_input_stream(path) as fh:

@@ -10,24 +10,35 @@ anymore"). It was seen with S3 storage, where the snapshot upload takes longest.
 Before ``Tuner.restore``, each unfinished trial whose named checkpoint is missing is pointed at:
 
 1. the newest checkpoint in its folder whose ``report.json`` (:mod:`trainables.report_file`)
-   reads and whose listed files exist; its Ray metrics are the snapshot's, updated with the
-   report, and its iteration counts one report per epoch (docs/contracts.md);
+   reads and whose listed files exist with their recorded sizes (an upload a crash cut short
+   does not); its Ray metrics are the snapshot's, updated with the report, and its iteration
+   counts one report per epoch (docs/contracts.md); Ray's time counters stay the snapshot's;
 2. else the newest checkpoint the snapshot still tracks that exists (a custom trainable that
    writes no report);
 3. else nothing: the trial starts again.
 
-The snapshot is then rewritten, the original kept beside it as ``<name>.before-repair``. This
-reads Ray's private trial state: ray is pinned (constraints.txt) and tests/test_resume.py runs
-it against the pinned version.
+Ray names the trial's next checkpoints after the highest existing folder, so none is written
+into; nothing on storage is deleted. A trial that our ``trials.parquet`` already has as finished
+is repaired too (Ray would otherwise fail it before it sees that it is done) and says so. A
+checkpoint named in another trial's folder is treated as missing (no scheduler here moves
+checkpoints between trials). The snapshot is then rewritten, the original kept beside it as
+``<name>.before-repair``. A trial that cannot be read is left as Ray wrote it, with a warning.
+
+This reads Ray's private trial state: ray is pinned (constraints.txt), and tests/test_repair.py
+and tests/test_resume.py run it against the pinned version.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
+import sys
 from dataclasses import dataclass
+from dataclasses import replace as _replace
 from typing import Any
 
+from analysis import results as R
+from analysis.errors import StorageError
 from analysis.storage import Location
 from trainables.report_file import REPORT_FILE, parse_report
 
@@ -43,9 +54,12 @@ class Repair:
     missing: str
     restored: str | None  # a checkpoint folder; None: the trial starts again
     epoch: Any = None
+    finished: bool = False  # in trials.parquet already: nothing is trained again
 
     def line(self) -> str:
         gone = f"resume: trial {self.trial}: {self.missing} (named by Ray's last state snapshot)"
+        if self.finished:
+            return f"{gone} is gone; the trial had finished (trials.parquet) and is not re-run"
         if self.restored is None:
             return f"{gone} is gone and no complete checkpoint is left; the trial starts again"
         return f"{gone} is gone; it continues from {self.restored} (epoch {self.epoch})"
@@ -55,16 +69,33 @@ def repair_snapshot(state: Location, run_dir: Location) -> list[Repair]:
     """Repair every unfinished trial of the snapshot ``state``; rewrite it if any was."""
     raw = state.read_bytes()
     data = json.loads(raw)
+    finished = _finished_trials(run_dir)
     repairs = []
     for entry in data["trial_data"]:
-        fixed = _repair_trial(entry[0], entry[1], run_dir)
+        try:
+            fixed = _repair_trial(entry[0], entry[1], run_dir)
+        except StorageError:
+            raise
+        except Exception as err:  # Ray's private state changed: never block a resume on it
+            print(f"microsweep: warning: resume: a trial of {state} was not checked ({err!r})",
+                  file=sys.stderr)  # fmt: skip
+            continue
         if fixed is not None:
             (entry[0], entry[1]), repair = fixed
-            repairs.append(repair)
+            repairs.append(_replace(repair, finished=repair.trial in finished))
     if repairs:
         (run_dir / (state.name + BACKUP_SUFFIX)).write_bytes(raw)
         state.write_bytes(json.dumps(data).encode())
     return repairs
+
+
+def _finished_trials(run_dir: Location) -> set[str]:
+    path = run_dir / R.TRIALS_FILE
+    return (
+        set(path.read_table(columns=[R.TRIAL]).column(R.TRIAL).to_pylist())
+        if path.is_file()
+        else set()
+    )
 
 
 def _repair_trial(
@@ -104,7 +135,7 @@ def _from_reports(folder: Location, fs_path: str, latest: Any) -> Any:
     for candidate in reversed(folder.glob(CHECKPOINT_GLOB)):
         report_file = candidate / REPORT_FILE
         parsed = parse_report(report_file.read_bytes()) if report_file.is_file() else None
-        if parsed is None or not all((candidate / f).is_file() for f in parsed[1]):
+        if parsed is None or any((candidate / f).size() != n for f, n in parsed[1].items()):
             continue  # no report, or an upload a crash cut short
         path = posixpath.join(fs_path, candidate.name)
         result = _result_from_report(latest, path, parsed[0])
@@ -139,7 +170,8 @@ def _newest_kept(trial: Any, folder: Location) -> Any:
 
 
 def _point_at(trial: Any, chosen: Any, folder: Location) -> None:
-    """Make ``chosen`` (or nothing) the trial's latest checkpoint and next-index base."""
+    """Make ``chosen`` (or nothing) the trial's latest checkpoint; Ray names the next one after
+    the highest existing folder, so that it never writes into one."""
     from ray.train._internal.checkpoint_manager import _insert_into_sorted_list
 
     manager = trial.run_metadata.checkpoint_manager
@@ -149,6 +181,14 @@ def _point_at(trial: Any, chosen: Any, folder: Location) -> None:
         _insert_into_sorted_list(kept, chosen, key=manager._get_checkpoint_score)
     manager._checkpoint_results = kept
     manager._latest_checkpoint_result = chosen
-    if chosen is not None:  # Ray names the next checkpoint after this index
-        index = posixpath.basename(chosen.checkpoint.path).rpartition("_")[2]
-        trial.storage.current_checkpoint_index = int(index)
+    numbers = [_number(c.name) for c in folder.glob(CHECKPOINT_GLOB)]
+    numbers.append(trial.storage.current_checkpoint_index)
+    if chosen is not None:
+        numbers.append(_number(posixpath.basename(chosen.checkpoint.path)))
+    trial.storage.current_checkpoint_index = max(n for n in numbers if n is not None)
+
+
+def _number(name: str) -> int | None:
+    """The index in Ray's checkpoint folder name ``checkpoint_000004``; None for other names."""
+    digits = name.rpartition("_")[2]
+    return int(digits) if digits.isdigit() else None

@@ -119,6 +119,8 @@ class ResultsWriter(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
+        if name in self._finished_before:  # its end was recorded; a failed restore changes nothing
+            return
         row = self._finished_row(trial, R.ERRORED)
         row[R.ERROR] = _error_line(trial)
         self._trials[name] = row

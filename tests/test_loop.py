@@ -340,11 +340,10 @@ def test_checkpoints_keep_their_report_and_history_which_a_restore_reports_once(
         reports.append(metrics)
         if folder:
             states.append(ckpt.load(folder))
-            files = ([ckpt.STATE_FILE],)  # what a restore needs; predictions come after
-            assert parse_report((folder / REPORT_FILE).read_bytes()) == (
-                states[-1].extra["result"],
-                *files,
-            )
+            state_file = folder / ckpt.STATE_FILE  # what a restore needs; predictions come after
+            files = {ckpt.STATE_FILE: state_file.stat().st_size}
+            parsed = parse_report((folder / REPORT_FILE).read_bytes())
+            assert parsed == (states[-1].extra["result"], files)
 
     def final(folder):
         return {"done": True}
@@ -360,6 +359,18 @@ def test_checkpoints_keep_their_report_and_history_which_a_restore_reports_once(
     run_epochs(resumed, report, final=final, name="t")
     assert [r.get("history") for r in reports] == ['[{"epoch": 1}]', None]  # once, the first
     assert states[-1].extra["history"] == [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}]
+
+    class _Diverges(_Counter):
+        def step(self):
+            raise Diverged("non-finite loss: nan")
+
+    reports.clear()
+    diverged = _Diverges(3)  # restored from epoch 2, diverges at once: the history still goes
+    diverged.epoch, diverged.history = 2, list(states[1].extra["history"])
+    run_epochs(diverged, report, final=final, name="t")
+    assert [(r["diverged"], json.loads(r["history"])) for r in reports] == [
+        (True, [{"epoch": 1}, {"epoch": 2}])
+    ]
 
     reports.clear()
     ended = _Counter(3)  # restored from the last checkpoint: the end is reported again

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,14 @@ pytest.importorskip("ray")
 STATE = "experiment_state-2026-01-01_00-00-00.json"
 
 
-def make_trial(tmp_path: Path, name: str):
+def make_trial(root: str | Path, name: str):
+    """A trial of experiment ``run`` under ``root`` (a folder or a URI), as Ray makes it."""
     from ray.train import CheckpointConfig
     from ray.train._internal.storage import StorageContext
     from ray.tune import PlacementGroupFactory
     from ray.tune.experiment.trial import Trial
 
-    storage = StorageContext(
-        storage_path=str(tmp_path), experiment_dir_name="run", trial_dir_name=name
-    )
+    storage = StorageContext(storage_path=str(root), experiment_dir_name="run", trial_dir_name=name)
     keep = CheckpointConfig(
         num_to_keep=2, checkpoint_score_attribute="val_iou", checkpoint_score_order="max"
     )
@@ -38,35 +38,41 @@ def make_trial(tmp_path: Path, name: str):
     return trial
 
 
-def checkpoint(trial, epoch: int, val_iou: float, *, report: bool = True) -> Path:
-    """Write the trial's next checkpoint folder and register it (Ray deletes evicted ones)."""
+def checkpoint(trial, epoch: int, val_iou: float, *, report: bool = True) -> str:
+    """Write the trial's next checkpoint on its storage and register it (Ray deletes evicted
+    ones); returns its path on that filesystem."""
     from ray.train import Checkpoint
     from ray.train._internal.session import _TrainingResult
 
-    folder = Path(trial.storage.trial_fs_path) / f"checkpoint_{epoch - 1:06d}"
-    folder.mkdir(parents=True)
-    (folder / "state.json").write_text(json.dumps({"epoch": epoch}))
+    fs = trial.storage.storage_filesystem
+    path = f"{trial.storage.trial_fs_path}/checkpoint_{epoch - 1:06d}"
     metrics = {"epoch": epoch, "val_iou": val_iou}
-    if report:
-        write_report(folder, metrics)
-    result = {**metrics, "training_iteration": epoch, "time_total_s": 1.0}
-    trial.on_checkpoint(_TrainingResult(checkpoint=Checkpoint(str(folder)), metrics=result))
-    return folder
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "state.json").write_text(json.dumps({"epoch": epoch}))
+        if report:
+            write_report(Path(scratch), metrics)
+        fs.create_dir(path)
+        for file in Path(scratch).iterdir():
+            with fs.open_output_stream(f"{path}/{file.name}") as out:
+                out.write(file.read_bytes())
+    result = {**metrics, "training_iteration": epoch + 3, "time_total_s": 1.0}  # 3 before 1
+    trial.on_checkpoint(_TrainingResult(checkpoint=Checkpoint(path, filesystem=fs), metrics=result))
+    return path
 
 
-def snapshot(run: Path, *trials) -> bytes:
+def snapshot(run: Location, *trials) -> bytes:
     data = {"trial_data": [list(t.get_json_state()) for t in trials], "runner_data": {}}
-    (run / STATE).write_text(json.dumps(data))
+    (run / STATE).write_bytes(json.dumps(data).encode())
     return (run / STATE).read_bytes()
 
 
-def latest(run: Path) -> dict[str, tuple]:
+def latest(run: Location) -> dict[str, tuple]:
     """Per trial: its latest checkpoint (trial/folder) and metrics, the next-index base, and
     the stored stub flag."""
     from ray.tune.experiment.trial import Trial
 
     out = {}
-    for trial_json, meta_json in json.loads((run / STATE).read_text())["trial_data"]:
+    for trial_json, meta_json in json.loads((run / STATE).read_bytes())["trial_data"]:
         trial = Trial.from_json_state(trial_json, stub=True)
         trial.restore_run_metadata(meta_json)
         result = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
@@ -80,40 +86,70 @@ def latest(run: Path) -> dict[str, tuple]:
     return out
 
 
+def repair(run: Location) -> list:
+    return repair_snapshot(run / STATE, run)
+
+
 def test_a_trial_continues_from_its_newest_complete_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    moved, fine, ended = (make_trial(tmp_path, n) for n in ("moved", "fine", "ended"))
+    run = Location.parse(tmp_path / "run")
+    names = ("moved", "failed", "fine", "ended")
+    moved, failed, fine, ended = (make_trial(tmp_path, n) for n in names)
     for epoch in (1, 2):
-        checkpoint(moved, epoch, 0.1 * epoch)
-        checkpoint(fine, epoch, 0.1 * epoch)
-        checkpoint(ended, epoch, 0.1 * epoch)
+        for trial in (moved, failed, fine, ended):
+            checkpoint(trial, epoch, 0.1 * epoch)
+    failed.set_status(failed.ERROR)  # resumed too (resume_errored)
     ended.set_status(ended.TERMINATED)
-    original = snapshot(run, moved, fine, ended)
+    original = snapshot(run, moved, failed, fine, ended)
     for epoch in (3, 4, 5):  # after the snapshot: Ray deletes checkpoints 1 and 2
         last = checkpoint(moved, epoch, 0.1 * epoch)
-    (last / "state.json").unlink()  # epoch 5's upload cut short by the crash
+    Path(last, "state.json").write_text("{")  # epoch 5's copy to storage cut short by the crash
+    checkpoint(failed, 3, 0.3)
+    checkpoint(failed, 4, 0.4)  # Ray deletes checkpoints 1 and 2 of this one too
     shutil.rmtree(Path(ended.storage.trial_fs_path) / "checkpoint_000001")
-    fine_before = json.loads(original)["trial_data"][1]
+    fine_before = json.loads(original)["trial_data"][2]
 
-    repairs = repair_snapshot(Location.parse(run / STATE), Location.parse(run))
+    repairs = repair(run)
 
     assert [r.line() for r in repairs] == [
         "resume: trial moved: checkpoint_000001 (named by Ray's last state snapshot) is gone; "
-        "it continues from checkpoint_000003 (epoch 4)"
+        "it continues from checkpoint_000003 (epoch 4)",
+        "resume: trial failed: checkpoint_000001 (named by Ray's last state snapshot) is gone; "
+        "it continues from checkpoint_000003 (epoch 4)",
     ]
     folder, metrics, index, stub = latest(run)["moved"]
-    assert (folder, index, stub) == ("moved/checkpoint_000003", 3, False)
-    assert (metrics["epoch"], metrics["training_iteration"], metrics["val_iou"]) == (4, 4, 0.4)
+    assert (folder, stub) == ("moved/checkpoint_000003", False)
+    assert index == 4  # the next checkpoint is checkpoint_000005: none is written into
+    assert (metrics["epoch"], metrics["training_iteration"], metrics["val_iou"]) == (4, 7, 0.4)
     assert metrics["checkpoint_dir_name"] == "checkpoint_000003"
-    assert json.loads((run / STATE).read_text())["trial_data"][1] == fine_before  # untouched
+    assert latest(run)["failed"][:3:2] == ("failed/checkpoint_000003", 3)
+    assert json.loads((run / STATE).read_bytes())["trial_data"][2] == fine_before  # untouched
     assert latest(run)["ended"][0] == "ended/checkpoint_000001"  # finished: resume skips it
     assert (run / (STATE + BACKUP_SUFFIX)).read_bytes() == original
+
+
+def test_a_trial_our_record_has_as_finished_is_repaired_and_says_so(tmp_path):
+    import pyarrow as pa
+
+    from analysis import results as R
+
+    run = Location.parse(tmp_path / "run")
+    done = make_trial(tmp_path, "done")
+    checkpoint(done, 1, 0.5)
+    snapshot(run, done)
+    checkpoint(done, 2, 0.6)
+    checkpoint(done, 3, 0.7)  # its last; then the driver died before Ray's next snapshot
+    R.write_parquet_atomic(pa.table({R.TRIAL: ["done"]}), run / R.TRIALS_FILE)
+
+    repairs = repair(run)
+
+    assert [(r.restored, r.finished) for r in repairs] == [("checkpoint_000002", True)]
+    assert repairs[0].line().endswith("the trial had finished (trials.parquet) and is not re-run")
 
 
 def test_without_reports_the_newest_kept_checkpoint_is_used_else_the_trial_starts_again(
     tmp_path,
 ):
-    run = tmp_path / "run"
+    run = Location.parse(tmp_path / "run")
     kept, lost = make_trial(tmp_path, "kept"), make_trial(tmp_path, "lost")
     checkpoint(kept, 1, 0.9, report=False)  # the best: kept by Ray when later ones arrive
     newest = checkpoint(kept, 2, 0.1, report=False)
@@ -123,7 +159,7 @@ def test_without_reports_the_newest_kept_checkpoint_is_used_else_the_trial_start
     checkpoint(lost, 2, 0.6, report=False)
     checkpoint(lost, 3, 0.7, report=False)  # deletes checkpoint 1, the one named
 
-    repairs = repair_snapshot(Location.parse(run / STATE), Location.parse(run))
+    repairs = repair(run)
 
     assert [(r.trial, r.missing, r.restored) for r in repairs] == [
         ("kept", "checkpoint_000001", "checkpoint_000000"),
@@ -131,16 +167,16 @@ def test_without_reports_the_newest_kept_checkpoint_is_used_else_the_trial_start
     ]
     assert repairs[1].line().endswith("no complete checkpoint is left; the trial starts again")
     state = latest(run)
-    assert state["kept"][:3:2] == ("kept/checkpoint_000000", 0)
-    assert state["lost"][:2] == (None, None)
+    assert state["kept"][:3:2] == ("kept/checkpoint_000000", 1)  # the snapshot's: 1 is gone
+    assert state["lost"][:3] == (None, None, 2)  # after checkpoint_000002, which exists
 
 
 def test_a_snapshot_whose_checkpoints_all_exist_is_left_alone(tmp_path):
-    run = tmp_path / "run"
+    run = Location.parse(tmp_path / "run")
     trial = make_trial(tmp_path, "t")
     checkpoint(trial, 1, 0.5)
     original = snapshot(run, trial)
-    assert repair_snapshot(Location.parse(run / STATE), Location.parse(run)) == []
+    assert repair(run) == []
     assert (run / STATE).read_bytes() == original
     assert not (run / (STATE + BACKUP_SUFFIX)).exists()
 
@@ -150,15 +186,15 @@ def test_a_checkpoint_named_in_another_trials_folder_is_not_restored(tmp_path):
     from ray.train import Checkpoint
     from ray.train._internal.session import _TrainingResult
 
-    run = tmp_path / "run"
+    run = Location.parse(tmp_path / "run")
     own, other = make_trial(tmp_path, "own"), make_trial(tmp_path, "other")
     checkpoint(own, 1, 0.5)
     foreign = checkpoint(other, 1, 0.9)
     metrics = {"epoch": 2, "val_iou": 0.6, "training_iteration": 2}
-    own.on_checkpoint(_TrainingResult(checkpoint=Checkpoint(str(foreign)), metrics=metrics))
+    own.on_checkpoint(_TrainingResult(checkpoint=Checkpoint(foreign), metrics=metrics))
     snapshot(run, own, other)
 
-    repairs = repair_snapshot(Location.parse(run / STATE), Location.parse(run))
+    repairs = repair(run)
 
     assert [(r.trial, r.restored, r.epoch) for r in repairs] == [("own", "checkpoint_000000", 1)]
-    assert latest(run)["own"][:3:2] == ("own/checkpoint_000000", 0)
+    assert latest(run)["own"][:3:2] == ("own/checkpoint_000000", 1)  # next: checkpoint_000002

@@ -66,3 +66,17 @@ def test_the_history_of_a_restored_trial_fills_only_the_epochs_missing_from_the_
     writer.on_experiment_end([])
     rows = pq.read_table(run / R.EPOCHS_FILE).to_pylist()
     assert [(r[R.EPOCH], r[R.VAL_IOU]) for r in rows] == [(1, 0.5), (2, 0.6), (3, 0.7), (4, 0.8)]
+
+
+def test_a_trial_recorded_as_finished_keeps_its_row_when_its_restore_fails(tmp_path):
+    run = tmp_path / "run"
+    first = writer_for(run)
+    first.setup()
+    first.on_trial_result(0, [], finished("t1"), {"epoch": 1, "val_iou": 0.5, "train_loss": 0.9})
+    first.on_trial_complete(0, [], finished("t1"))
+    resumed = writer_for(run)  # after a driver crash, --resume
+    resumed.setup()
+    resumed.on_trial_error(0, [], SimpleNamespace(**vars(finished("t1")), error_msg="boom"))
+    resumed.on_experiment_end([])
+    rows = pq.read_table(run / R.TRIALS_FILE).to_pylist()
+    assert [(r[R.TRIAL], r[R.STATUS], r[R.ERROR]) for r in rows] == [("t1", R.STOPPED, None)]

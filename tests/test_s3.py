@@ -195,6 +195,32 @@ def test_sigkilled_driver_resumes_on_s3(s3_env, tmp_path):
     kill_and_resume(path, Location.parse(f"s3://{BUCKET}/killed/res"))
 
 
+def test_resume_repairs_a_snapshot_naming_checkpoints_deleted_on_s3(s3_env):
+    """search.repair with Ray's paths on S3 (``bucket/...``, no scheme) and ours (``s3://``):
+    the trial continues from its newest checkpoint whose files all arrived whole."""
+    from search.repair import BACKUP_SUFFIX
+    from tests.test_repair import STATE, checkpoint, latest, make_trial, repair, snapshot
+
+    root = f"s3://{BUCKET}/repair"
+    run = Location.parse(root) / "run"
+    trial = make_trial(root, "moved")
+    for epoch in (1, 2):
+        checkpoint(trial, epoch, 0.1 * epoch)
+    original = snapshot(run, trial)
+    for epoch in (3, 4, 5):  # Ray deletes checkpoints 1 and 2 from the bucket
+        last = checkpoint(trial, epoch, 0.1 * epoch)
+    (Location.parse(f"s3://{last}") / "state.json").write_bytes(b"{")  # cut short
+    assert not (run / "moved" / "checkpoint_000001").exists()
+
+    repairs = repair(run)
+
+    assert [(r.trial, r.missing, r.restored, r.epoch) for r in repairs] == [
+        ("moved", "checkpoint_000001", "checkpoint_000003", 4)
+    ]
+    assert latest(run)["moved"][:3:2] == ("moved/checkpoint_000003", 4)
+    assert (run / (STATE + BACKUP_SUFFIX)).read_bytes() == original
+
+
 def test_a_parquet_object_replaced_while_read_is_read_again(s3_env, tmp_path, monkeypatch):
     """pyarrow asks an object's size, then reads ranges: a replacement in between mixes two
     versions, which fails to parse (seen as 'Couldn't deserialize thrift' during a sweep)."""

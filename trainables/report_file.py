@@ -1,6 +1,8 @@
 """``report.json``: the small file every checkpoint folder carries beside its state.
 
-It holds the metrics reported with the checkpoint and the names of the files a restore needs.
+It holds the metrics reported with the checkpoint and the names and sizes of the files a
+restore needs (a file that a crash cut short while it was copied to storage shows a smaller
+size).
 ``--resume`` reads it (:mod:`search.repair`) to continue a trial from a checkpoint that Ray's
 last state snapshot does not know about yet, and to tell a complete checkpoint from one whose
 upload a crash cut short. No torch here: the driver reads it without loading a model.
@@ -16,19 +18,24 @@ REPORT_FILE = "report.json"
 
 
 def write_report(folder: Path, metrics: dict[str, Any]) -> Path:
-    """Write ``folder/report.json`` listing the files already in ``folder``; returns its path.
+    """Write ``folder/report.json`` listing the files already in ``folder`` with their sizes;
+    returns its path.
 
     ``metrics`` must be JSON-serialisable (plain scalars). Call it once the state is saved:
     files written later (predictions) are outputs, not needed to restore."""
     folder = Path(folder)
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != REPORT_FILE)
+    files = {
+        p.name: p.stat().st_size
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != REPORT_FILE
+    }
     path = folder / REPORT_FILE
     path.write_text(json.dumps({"metrics": metrics, "files": files}, sort_keys=True))
     return path
 
 
-def parse_report(data: bytes) -> tuple[dict[str, Any], list[str]] | None:
-    """``(metrics, files)`` from a report's bytes; None when it is not a complete report."""
+def parse_report(data: bytes) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """``(metrics, {file: size})`` from a report's bytes; None when it is not a complete one."""
     try:
         report = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -36,8 +43,8 @@ def parse_report(data: bytes) -> tuple[dict[str, Any], list[str]] | None:
     if not isinstance(report, dict):
         return None
     metrics, files = report.get("metrics"), report.get("files")
-    if not isinstance(metrics, dict) or not isinstance(files, list):
+    if not isinstance(metrics, dict) or not isinstance(files, dict):
         return None
-    if not all(isinstance(f, str) for f in files):
+    if not all(isinstance(size, int) for size in files.values()):
         return None
     return metrics, files

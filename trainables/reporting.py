@@ -59,7 +59,8 @@ def run_epochs(
         try:
             result = trial.step()
         except Diverged as err:
-            report({"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}, None)
+            diverged = {"diverged": True, "epoch": trial.epoch + 1, "error": str(err)}
+            report({**diverged, **_history(earlier)}, None)
             return
         trial.history.append(_plain_dict(result))
         result.update(_history(earlier))
@@ -98,7 +99,8 @@ def _history(earlier: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _plain_dict(result: dict[str, Any]) -> dict[str, bool | int | float | str]:
-    return {k: p for k, v in result.items() if (p := _plain(v)) is not None}
+    """The epoch's own metrics as plain values (``history`` is a report's, not the epoch's)."""
+    return {k: p for k, v in result.items() if k != "history" and (p := _plain(v)) is not None}
 
 
 def _plain(value: Any) -> bool | int | float | str | None:
