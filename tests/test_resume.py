@@ -108,10 +108,9 @@ def test_resume_from_a_snapshot_naming_deleted_checkpoints(tmp_path):
     resumed = sweep(path, "--resume")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
-    repaired = dict(
-        re.findall(r"trial (\S+): checkpoint_\d+ .* continues from \S+ \(epoch (\d+)\)", out)
-    )
-    assert watched in repaired, out[-3000:]
+    named = re.findall(r"resume: trial (\S+): checkpoint_\d+ \(named by Ray", out)
+    assert watched in named, out[-3000:]  # finished ones say so; the others continue:
+    repaired = dict(re.findall(r"trial (\S+): .* continues from \S+ \(epoch (\d+)\)", out))
     assert {t: int(e) for t, e in repaired.items()} == {t: newest[t] for t in repaired}
     assert (run / (state.name + BACKUP_SUFFIX)).read_bytes() == stale
     rows = finished(run)
@@ -166,13 +165,13 @@ def _wait_until_session_ended(sid: int, timeout: float = 60.0) -> None:
 
 
 def _newest_complete_epochs(run: Location) -> dict[str, int]:
-    """Each trial folder's newest checkpoint with a report: its epoch."""
+    """Each trial folder's newest complete checkpoint (report and files whole): its epoch."""
     newest = {}
     for trial in run.glob("*_0000*"):
         for checkpoint in reversed(trial.glob("checkpoint_*")):
             report = checkpoint / REPORT_FILE
             parsed = parse_report(report.read_bytes()) if report.is_file() else None
-            if parsed:
+            if parsed and all((checkpoint / f).size() == n for f, n in parsed[1].items()):
                 newest[trial.name] = parsed[0]["epoch"]
                 break
     return newest
