@@ -13,7 +13,7 @@ Statuses come from what the trials reported and how Ray ended them — never fro
 
 On ``--resume`` the files already written are read back, so finished trials keep their rows and
 epochs re-reported after a checkpoint replace, not duplicate, the earlier rows. The first report
-after a restore carries ``history`` (the epochs before the checkpoint): rows a killed driver had
+after a restore carries ``history`` (every epoch up to the checkpoint): rows a killed driver had
 not written yet are filled in from it.
 
 ``run_dir`` is a local folder or a URI (``s3://bucket/runs/NAME``; :mod:`analysis.storage`). A

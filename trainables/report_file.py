@@ -1,11 +1,10 @@
 """``report.json``: the small file every checkpoint folder carries beside its state.
 
 It holds the metrics reported with the checkpoint and the names and sizes of the files a
-restore needs (a file that a crash cut short while it was copied to storage shows a smaller
-size).
-``--resume`` reads it (:mod:`search.repair`) to continue a trial from a checkpoint that Ray's
-last state snapshot does not know about yet, and to tell a complete checkpoint from one whose
-upload a crash cut short. No torch here: the driver reads it without loading a model.
+restore needs. ``--resume`` reads it (:mod:`search.repair`) to continue a trial from a
+checkpoint that Ray's last state snapshot does not know about, and to tell a complete
+checkpoint from one whose copy to storage a crash cut short (a file shows a smaller size, or is
+missing). No torch here: the driver reads it without loading a model.
 """
 
 from __future__ import annotations
