@@ -108,12 +108,15 @@ def _repair_trial(
     if trial.status == Trial.TERMINATED:
         return None  # not restored: resume skips finished trials
     trial.restore_run_metadata(meta_json)
-    latest = trial.run_metadata.checkpoint_manager.latest_checkpoint_result
+    manager = trial.run_metadata.checkpoint_manager
+    latest = manager.latest_checkpoint_result
     folder, fs_path = run_dir / trial.storage.trial_dir_name, trial.storage.trial_fs_path
     if latest is None or _exists(latest, folder, fs_path):
         return None
-    chosen = _from_reports(folder, fs_path, latest) or _newest_kept(trial, folder)
-    _point_at(trial, chosen, folder)
+    kept = [r for r in manager.best_checkpoint_results if _exists(r, folder, fs_path)]
+    newest_kept = max(kept, key=lambda r: r.metrics.get("training_iteration", 0), default=None)
+    chosen = _from_reports(folder, fs_path, latest) or newest_kept
+    _point_at(trial, chosen, kept, folder)
     trial.stub = False  # stored with the state: a stub trial would not run when restored
     trial.run_metadata.invalidate_cache()
     trial.invalidate_json_state()
@@ -160,23 +163,12 @@ def _result_from_report(latest: Any, path: str, metrics: dict[str, Any]) -> Any:
     return _TrainingResult(checkpoint=checkpoint, metrics=merged)
 
 
-def _newest_kept(trial: Any, folder: Location) -> Any:
-    """The newest checkpoint the snapshot tracks that still exists, or None."""
-    kept = [
-        r for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
-        if _exists(r, folder, trial.storage.trial_fs_path)
-    ]  # fmt: skip
-    return max(kept, key=lambda r: r.metrics.get("training_iteration", 0), default=None)
-
-
-def _point_at(trial: Any, chosen: Any, folder: Location) -> None:
-    """Make ``chosen`` (or nothing) the trial's latest checkpoint; Ray names the next one after
-    the highest existing folder, so that it never writes into one."""
+def _point_at(trial: Any, chosen: Any, kept: list[Any], folder: Location) -> None:
+    """Make ``chosen`` (or nothing) the latest of the ``kept`` checkpoints that still exist; Ray
+    names the next one after the highest existing folder, so that it never writes into one."""
     from ray.train._internal.checkpoint_manager import _insert_into_sorted_list
 
     manager = trial.run_metadata.checkpoint_manager
-    fs_path = trial.storage.trial_fs_path
-    kept = [r for r in manager.best_checkpoint_results if _exists(r, folder, fs_path)]
     if chosen is not None and chosen not in kept:
         _insert_into_sorted_list(kept, chosen, key=manager._get_checkpoint_score)
     manager._checkpoint_results = kept
