@@ -47,9 +47,9 @@ def run_epochs(
     ``final`` again. A non-finite loss or metric ends the trial with one ``diverged`` report
     holding no objective; the function returns (it never raises, so Ray does not retry it).
 
-    The first report after a restore carries ``history``: the reports of the epochs before it
-    (a JSON array, which Ray's loggers pass over), so that the driver's record regains any it
-    had not written when it was killed.
+    The first report after a restore carries ``history``: the reports of every epoch up to the
+    checkpoint (a JSON array, which Ray's loggers pass over), so that the driver's record
+    regains any it had not written when it was killed.
     """
     earlier = list(trial.history)
     if trial.finished and trial.last_result:
