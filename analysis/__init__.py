@@ -7,7 +7,7 @@ Notebook API::
     format_table(aggregate(trials, ["init"]), ["init"])
 
 The names below are imported on first use: trial workers and the sweep driver import
-``analysis.results`` and ``analysis.storage`` only, without pandas, scipy or matplotlib.
+``analysis.results`` and ``core.storage`` only, without pandas, scipy or matplotlib.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _HOMES = {
     "status_counts": "analysis.tables",
     "summarize": "analysis.tables",
     "top_models": "analysis.tables",
-    "ReportError": "analysis.errors",
+    "ReportError": "core.errors",
     "Results": "analysis.load",
     "load_results": "analysis.load",
     "load_runs": "analysis.load",

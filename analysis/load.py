@@ -1,7 +1,7 @@
 """Read run folders (local paths or pyarrow filesystem URIs) into pandas tables.
 
 Only our own JSON and Parquet files are read; nothing is ever unpickled. A location that cannot
-be reached raises :class:`~analysis.errors.StorageError` (one line).
+be reached raises :class:`~core.errors.StorageError` (one line).
 
 Example::
 
@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import results as R
-from analysis.errors import ReportError
-from analysis.storage import Location
+from core.errors import ReportError
+from core.storage import Location
 
 RUN = "run"  # column added to every table: index of the run folder in the order given
 REQUIRED_TRIAL_COLUMNS = (R.TRIAL, R.STATUS, R.SEED, R.VAL_IOU, R.TEST_IOU)

@@ -16,8 +16,8 @@ import pandas as pd
 from analysis import results as R
 from analysis.figures import accuracy_map
 from analysis.load import RUN, Results
-from analysis.storage import Location
 from analysis.tables import top_models
+from core.storage import Location
 
 Panel = tuple[str, str, np.ndarray]
 

@@ -23,7 +23,6 @@ import pandas as pd
 from analysis import figures as F
 from analysis import results as R
 from analysis import stats as S
-from analysis.errors import ReportError
 from analysis.load import RUN, Results, load_results
 from analysis.maps import accuracy_panels
 from analysis.render import Block, Figure, Heading, Para, Table, safe_name
@@ -39,6 +38,8 @@ from analysis.tables import (
     status_counts,
     top_models,
 )
+from core import storage
+from core.errors import ReportError
 
 TITLE = "microsweep report"
 BCE = "bce_weight"
@@ -464,7 +465,7 @@ def _write_all(out: Path, b: _Builder) -> None:
     written: set[Path] = set()
 
     def put(rel: str, data: bytes) -> None:
-        R.write_bytes_atomic(data, out / rel)
+        storage.write_bytes(out / rel, data)
         written.add(out / rel)
 
     for block in b.blocks:
@@ -475,7 +476,7 @@ def _write_all(out: Path, b: _Builder) -> None:
             put(f"figures/{block.name}.png", block.png)
     put("report.md", render.to_markdown(TITLE, b.blocks).encode())
     put("report.html", render.to_html(TITLE, b.blocks).encode())
-    R.write_json_atomic(b.summary, out / "summary.json")
+    storage.write_json(out / "summary.json", b.summary)
     for sub, exts in (("tables", {".csv", ".tex"}), ("figures", {".png"})):
         for old in sorted((out / sub).glob("*")):
             if old.suffix in exts and old not in written:

@@ -1,7 +1,7 @@
 """The results schema of a sweep's run folder, and atomic Parquet/JSON writes.
 
 A run folder ``STORAGE/NAME`` (a local folder or a URI such as ``s3://bucket/runs/NAME``) holds,
-all written atomically (:mod:`analysis.storage`: temp file, fsync and rename on disks; one
+all written atomically (:mod:`core.storage`: temp file, fsync and rename on disks; one
 upload on object stores):
 
 ``run.json``
@@ -27,14 +27,7 @@ IoU values are fractions in [0, 1]; reports show percent.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from analysis.storage import Location
+from core import keys as K
 
 SCHEMA_VERSION = 1
 
@@ -49,57 +42,38 @@ DATASET = "dataset"  # dataset label (data.name, default: the data root's folder
 SEED = "seed"  # the repeat's seed
 STATUS = "status"
 EPOCHS = "epochs"  # epochs trained
-BEST_EPOCH = "best_epoch"  # epoch of the best val IoU (1-based)
-VAL_IOU = "val_iou"  # best val IoU (paper IoU, whole images)
-TEST_IOU = "test_iou"  # IoU of the best-val model on the primary test split ("test")
-TEST_IOU_PREFIX = "test_iou:"  # f"test_iou:{split}" for every test split, "test" included
-CLASS_IOU_PREFIX = "class_iou:"  # f"class_iou:{split}:{class_name}" for val and test splits
-WALL_S = "wall_s"  # wall time of the trial in seconds
+BEST_EPOCH = K.BEST_EPOCH  # epoch of the best val IoU (1-based)
+VAL_IOU = K.VAL_IOU  # best val IoU (paper IoU, whole images)
+TEST_IOU = K.TEST_IOU  # IoU of the best-val model on the primary test split ("test")
+TEST_IOU_PREFIX = K.TEST_IOU_PREFIX  # f"test_iou:{split}" for every test split, "test" included
+CLASS_IOU_PREFIX = K.CLASS_IOU_PREFIX  # f"class_iou:{split}:{class_name}" for val and test splits
+WALL_S = K.WALL_S  # wall time of the trial in seconds
 CPU = "cpu"  # CPUs requested by the trial
 GPU = "gpu"  # GPUs (fraction allowed) requested by the trial
 NODE = "node"  # node IP the trial ran on
-ERROR = "error"  # one-line reason for error / diverged / infeasible trials, else null
+ERROR = K.ERROR  # one-line reason for error / diverged / infeasible trials, else null
 
 # Trial statuses.
 COMPLETED = "completed"  # ran until patience was exhausted or max epochs
 STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
-DIVERGED = "diverged"  # non-finite loss or metric
+DIVERGED = K.DIVERGED  # non-finite loss or metric
 ERRORED = "error"  # raised an exception
-INFEASIBLE = "infeasible"  # the combination cannot be built (never trained)
+INFEASIBLE = K.INFEASIBLE  # the combination cannot be built (never trained)
 STATUSES = (COMPLETED, STOPPED, DIVERGED, ERRORED, INFEASIBLE)
 
 # --- epochs.parquet ---------------------------------------------------------------------------
-EPOCH = "epoch"  # 1-based
-TRAIN_LOSS = "train_loss"
-VAL_LOSS = "val_loss"
-LR = "lr"
+EPOCH = K.EPOCH  # 1-based
+TRAIN_LOSS = K.TRAIN_LOSS
+VAL_LOSS = K.VAL_LOSS
+LR = K.LR
 # plus TRIAL, VAL_IOU and WALL_S (seconds since the trial started)
 EPOCH_COLUMNS = (TRIAL, EPOCH, TRAIN_LOSS, VAL_LOSS, VAL_IOU, LR, WALL_S)
 
 
-def test_iou_column(split: str) -> str:
-    return f"{TEST_IOU_PREFIX}{split}"
+test_iou_column = K.test_iou_key
 
 
-def class_iou_column(split: str, class_name: str) -> str:
-    return f"{CLASS_IOU_PREFIX}{split}:{class_name}"
-
-
-def write_parquet_atomic(table: pa.Table, path: str | Path | Location) -> None:
-    """Write ``table`` so that readers only ever see the old or the new complete file."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
-
-
-def write_json_atomic(data: Any, path: str | Path | Location) -> None:
-    payload = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
-    write_bytes_atomic(payload, path)
-
-
-def write_bytes_atomic(data: bytes, path: str | Path | Location) -> None:
-    """Replace ``path`` (a local path or a URI) atomically; see :mod:`analysis.storage`."""
-    Location.parse(path).write_bytes(data)
+class_iou_column = K.class_iou_key
 
 
 # --- per_image.parquet ------------------------------------------------------------------------

@@ -23,9 +23,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from analysis import results as R
-from analysis.errors import ReportError
 from analysis.load import RUN
 from analysis.tables import PERCENT, check_factors, with_levels
+from core.errors import ReportError
 
 N_BOOT = 10_000
 _BOOT_CELLS = 4_000_000  # resample indices drawn per chunk: bounds memory at ~32 MB

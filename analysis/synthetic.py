@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis import results as R
+from core import storage
 
 # Init sources ordered as the paper found them (worst to best), to make the fake effects plausible.
 _INIT_EFFECT = {"none": -0.12, "imagenet": 0.0, "micronet": 0.03, "image-micronet": 0.035}
@@ -217,7 +218,7 @@ def _write_masks(run: Path, trials: pa.Table, spec: FakeRunSpec, rng) -> None:
                 cls = int(rng.integers(1, len(spec.classes)))
                 mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = cls
             truth[split, image] = mask
-            R.write_bytes_atomic(_png(mask), run / R.TRUTH_DIR / split / f"{image}.png")
+            storage.write_bytes(run / R.TRUTH_DIR / split / f"{image}.png", _png(mask))
     ckpts = trials.column(R.CHECKPOINT).to_pylist()
     for ckpt, iou in zip(ckpts, trials.column(R.TEST_IOU).to_pylist(), strict=True):
         if ckpt is None:
@@ -226,7 +227,7 @@ def _write_masks(run: Path, trials: pa.Table, spec: FakeRunSpec, rng) -> None:
             flip = rng.random(mask.shape) < (1 - iou) * 0.3
             pred = np.where(flip, (mask + 1) % len(spec.classes), mask)
             path = run / ckpt / R.PREDICTIONS_DIR / split / f"{image}.png"
-            R.write_bytes_atomic(_png(pred), path)
+            storage.write_bytes(path, _png(pred))
 
 
 def make_fake_run(out: str | Path, spec: FakeRunSpec | None = None, **overrides) -> Path:
@@ -252,10 +253,10 @@ def make_fake_run(out: str | Path, spec: FakeRunSpec | None = None, **overrides)
         R.RUNGS: list(spec.rungs),
         R.SEEDS: list(spec.seeds),
     }
-    R.write_json_atomic(meta, run / R.RUN_FILE)
-    R.write_parquet_atomic(trials, run / R.TRIALS_FILE)
-    R.write_parquet_atomic(_epoch_table(trials, val, trained, rng), run / R.EPOCHS_FILE)
-    R.write_parquet_atomic(_per_image_table(trials, spec, rng), run / R.PER_IMAGE_FILE)
+    storage.write_json(run / R.RUN_FILE, meta)
+    storage.write_parquet(run / R.TRIALS_FILE, trials)
+    storage.write_parquet(run / R.EPOCHS_FILE, _epoch_table(trials, val, trained, rng))
+    storage.write_parquet(run / R.PER_IMAGE_FILE, _per_image_table(trials, spec, rng))
     if spec.predictions:
         _write_masks(run, trials, spec, rng)
     return run

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import results as R
-from analysis.errors import ReportError
 from analysis.load import RUN
+from core.errors import ReportError
 
 PERCENT = 100.0
 VALUE = "value"  # the aggregated metric of a trial, in percent

@@ -7,8 +7,8 @@ import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from core.errors import DataError, UserError
 from search.commands import COMMAND_MODULES
-from trainables.errors import DataError, UserError
 
 EXIT_USER_ERROR = 2
 

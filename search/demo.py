@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.storage import Location
+from core.storage import Location
 from search.experiment import Experiment, load_experiment
 from spaces.presets import preset_path
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from trainables.errors import UserError
+    from core.errors import UserError
 
     try:
         sys.exit(main())

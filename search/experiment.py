@@ -4,7 +4,7 @@ Example::
 
     exp = load_experiment("spaces/presets/demo.yaml", overrides=["scheduler.max_epochs=4"])
 
-Every problem is one :class:`~trainables.errors.UserError` line naming the key, the rule and the
+Every problem is one :class:`~core.errors.UserError` line naming the key, the rule and the
 value received, e.g. ``scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20``.
 Relative ``data.root`` is taken from the file's folder; relative ``storage`` from the current
 working directory. ``storage`` may also be a pyarrow filesystem URI (``s3://bucket/runs``,
@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import yaml
 
-from analysis.storage import Location, is_uri
+from core.errors import UserError
+from core.storage import Location, is_uri
 from spaces.dimensions import Dimension, Fixed, SpaceError, parse_space
-from trainables.errors import UserError
 
 KINDS = ("segmentation", "pretraining")
 ALGORITHMS = ("grid", "random", "optuna")

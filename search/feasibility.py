@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from core import storage
+
 Checker = Callable[[Mapping[str, Any]], str | None]
 Progress = Callable[[int, int], None]
 
@@ -59,12 +61,12 @@ def _read_cache(path: Path) -> dict[str, str | None]:
 
 def _save_cache(path: Path, new: dict[str, str | None]) -> None:
     """Merge ``new`` into the file under a lock (trials of one node may write at once)."""
-    from trainables.fileutil import atomic_write_json, folder_lock
+    from trainables.fileutil import folder_lock
 
     try:
         with folder_lock(path.parent):
             pairs = {**_read_cache(path), **new}
-            atomic_write_json(path, {"versions": versions(), "pairs": pairs})
+            storage.write_json(path, {"versions": versions(), "pairs": pairs})
     except OSError:
         pass  # a read-only cache folder costs time, never correctness
 

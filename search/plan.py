@@ -148,7 +148,7 @@ def _default_slots(exp: Experiment) -> int:
 
 def _estimate(exp: Experiment, trial_epochs: int, slots: int) -> float | None:
     """Seconds: trial-epochs x median seconds per epoch of the previous run / trials at once."""
-    path = exp.run_dir / R.EPOCHS_FILE  # a local path or a URI (analysis.storage)
+    path = exp.run_dir / R.EPOCHS_FILE  # a local path or a URI (core.storage)
     try:
         if not path.is_file():
             return None

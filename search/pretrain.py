@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import UserError
 from trainables.classify_data import load_image_folder
-from trainables.errors import UserError
 from trainables.pretraining import PretrainConfig, check_zoo_name_free, pretraining_trainable
 from trainables.zoo import ZooEntry, get_zoo_entry
 

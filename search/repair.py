@@ -38,8 +38,8 @@ from dataclasses import replace as _replace
 from typing import Any
 
 from analysis import results as R
-from analysis.errors import StorageError
-from analysis.storage import Location
+from core.errors import StorageError
+from core.storage import Location
 from trainables.report_file import REPORT_FILE, parse_report
 
 BACKUP_SUFFIX = ".before-repair"

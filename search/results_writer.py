@@ -16,7 +16,7 @@ epochs re-reported after a checkpoint replace, not duplicate, the earlier rows. 
 after a restore carries ``history`` (every epoch up to the checkpoint): rows a killed driver had
 not written yet are filled in from it.
 
-``run_dir`` is a local folder or a URI (``s3://bucket/runs/NAME``; :mod:`analysis.storage`). A
+``run_dir`` is a local folder or a URI (``s3://bucket/runs/NAME``; :mod:`core.storage`). A
 write that fails while trials run (a network hiccup) is reported and retried at the next write,
 since every write replaces the whole file from memory; the last write at the end must succeed.
 """
@@ -35,8 +35,9 @@ import pyarrow as pa
 from ray import tune
 
 from analysis import results as R
-from analysis.errors import StorageError
-from analysis.storage import Location
+from core import storage
+from core.errors import StorageError
+from core.storage import Location
 
 STATE_KEYS = ("done", "diverged", "infeasible", "error", "best_epoch", "best_val_iou")
 
@@ -86,7 +87,7 @@ class ResultsWriter(tune.Callback):
             row = self._base_row(name, config)
             row.update({R.STATUS: R.INFEASIBLE, R.ERROR: reason, R.EPOCHS: 0})
             self._trials.setdefault(name, row)
-        R.write_json_atomic(self.run_info, self._run / R.RUN_FILE)
+        storage.write_json(self._run / R.RUN_FILE, self.run_info)
         self._flush()
 
     def on_trial_result(
@@ -285,4 +286,4 @@ def _read_rows(path: Location) -> list[dict[str, Any]]:
 def _write(rows: list[dict[str, Any]], path: Location, columns: tuple[str, ...]) -> None:
     frame = pd.DataFrame(rows, columns=None if rows else list(columns))
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    R.write_parquet_atomic(table, path)
+    storage.write_parquet(path, table)

@@ -3,7 +3,7 @@
 Ray restarts a brand-new experiment when the newest ``experiment_state-*.json`` is truncated
 (and returns normally, with only the new trials). We refuse instead, with one line naming the
 file, so that a resumed sweep never silently loses or duplicates configurations. The run folder
-may be a local path or a URI (:mod:`analysis.storage`).
+may be a local path or a URI (:mod:`core.storage`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analysis.storage import Location
-from trainables.errors import UserError
+from core.errors import UserError
+from core.storage import Location
 
 STATE_GLOB = "experiment_state-*.json"
 STATE_KEYS = ("trial_data", "runner_data")

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import results as R
-from analysis.errors import StorageError
-from analysis.storage import Location
+from core import storage
+from core.errors import StorageError, UserError
+from core.storage import Location
 from search.experiment import Experiment
 from search.feasibility import Progress
 from search.plan import Plan, base_config, make_plan
@@ -35,7 +36,6 @@ from search.resources import trial_resources
 from search.results_writer import ResultsWriter
 from search.resume import TUNER_FILE, check_resumable
 from spaces.dimensions import Fixed
-from trainables.errors import UserError
 
 METRIC, MODE = "val_iou", "max"
 METRICS = {"pretraining": "val_top1"}  # the objective per kind; default METRIC
@@ -47,7 +47,7 @@ def metric_for(kind: str) -> str:
 
 @dataclass(frozen=True)
 class SweepResult:
-    run_dir: Location  # a local folder or a URI (analysis.storage)
+    run_dir: Location  # a local folder or a URI (core.storage)
     counts: dict[str, int]  # trials by status
     best: dict[str, Any] | None  # the best trial's row of trials.parquet
     plan: Plan
@@ -129,7 +129,7 @@ def write_truth_masks(data: Any, run_dir: Location) -> None:
             if not path.exists():
                 buf = io.BytesIO()
                 Image.fromarray(mask).save(buf, format="PNG")
-                R.write_bytes_atomic(buf.getvalue(), path)
+                storage.write_bytes(path, buf.getvalue())
 
 
 def _init_ray(address: str | None) -> None:

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from trainables.errors import UserError
+from core.errors import UserError
 
 TRAINABLES = {
     "segmentation": "trainables.segmentation:segmentation_trainable",
@@ -42,7 +42,7 @@ def finished_before(run_dir: str | None, name: str) -> bool:
     if not run_dir:
         return False
     from analysis import results as R
-    from analysis.storage import Location
+    from core.storage import Location
 
     path = Location.parse(run_dir) / R.TRIALS_FILE  # a local path or a URI, seen from this node
     if not path.is_file():

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
+from core.errors import UserError
 from trainables.config import SegmentationConfig
-from trainables.errors import UserError
 
 
 def test_defaults_are_the_paper_protocol():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from trainables.data.classmaps import get_class_map, list_class_maps
-from trainables.errors import UserError
 
 
 @pytest.mark.parametrize("name", list_class_maps())

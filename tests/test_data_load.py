@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
+from core.errors import DataError, UserError
 from search.cli import main
 from tests.data_factory import ebc_dataset, flat_dataset, superalloy_dataset
 from trainables.data.dataset import load_dataset
 from trainables.data.spec import DataSpec
-from trainables.errors import DataError, UserError
 
 
 def spec(root: Path, classes: object = "ebc", **extra: object) -> DataSpec:

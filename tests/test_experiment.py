@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.errors import UserError
 from search.experiment import Scheduler, apply_override, load_experiment, parse_experiment
 from spaces.dimensions import Distribution, Fixed, Grid
-from trainables.errors import UserError
 
 BASE = {
     "name": "t",

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from trainables.errors import UserError
+from core.errors import UserError
 from trainables.inits import (
     MICRONET_URL_ENV,
     check_available,
@@ -171,7 +171,7 @@ def test_missing_local_file_is_one_line(tmp_path: Path) -> None:
 def test_imagenet_offline_is_one_line_saying_how_to_provide(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     code = (
-        "from trainables.errors import UserError\n"
+        "from core.errors import UserError\n"
         "from trainables.inits import resolve_init\n"
         "try:\n    resolve_init('imagenet', 'resnet18')\n"
         "except UserError as e:\n    print(e)\n"

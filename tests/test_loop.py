@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import UserError
 from trainables import checkpoint as ckpt
 from trainables.augment import create_augmentation, normalize
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import SegmentationData, Split
-from trainables.errors import UserError
 from trainables.loop import (
     CropDataset,
     Diverged,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables.errors import UserError
+from core.errors import UserError
 from trainables.models import (
     check_feasible,
     create_model,

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from analysis import results as R
+from core import storage
 from search.cli import main
 from search.experiment import load_experiment
 from search.plan import asha_trial_epochs, expand_points, make_plan
@@ -103,7 +104,7 @@ def test_asha_epochs_for_one_trial_is_a_full_run(small):
 def test_estimate_from_previous_runs_epochs(small, tmp_path):
     exp = load_experiment(small)
     rows = [{R.TRIAL: f"t{t}", R.EPOCH: e, R.WALL_S: 2.0 * e} for t in range(3) for e in (1, 2, 3)]
-    R.write_parquet_atomic(pa.Table.from_pandas(pd.DataFrame(rows)), exp.run_dir / R.EPOCHS_FILE)
+    storage.write_parquet(exp.run_dir / R.EPOCHS_FILE, pa.Table.from_pandas(pd.DataFrame(rows)))
     plan = make_plan(exp, checker=no_check, slots=2)
     assert plan.estimate_s == pytest.approx(2.0 * plan.asha_epochs / 2)
 

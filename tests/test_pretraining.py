@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import DataError, UserError
 from trainables import checkpoint as ckpt
 from trainables.classify_data import load_image_folder
-from trainables.errors import DataError, UserError
 from trainables.models import create_model, encoder_state_dict
 from trainables.pretraining import (
     PretrainConfig,

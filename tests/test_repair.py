@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.storage import Location
+from core import storage
+from core.storage import Location
 from search.repair import BACKUP_SUFFIX, repair_snapshot
 from trainables.report_file import write_report
 
@@ -138,7 +139,7 @@ def test_a_trial_our_record_has_as_finished_is_repaired_and_says_so(tmp_path):
     snapshot(run, done)
     checkpoint(done, 2, 0.6)
     checkpoint(done, 3, 0.7)  # its last; then the driver died before Ray's next snapshot
-    R.write_parquet_atomic(pa.table({R.TRIAL: ["done"]}), run / R.TRIALS_FILE)
+    storage.write_parquet(run / R.TRIALS_FILE, pa.table({R.TRIAL: ["done"]}))
 
     repairs = repair(run)
 

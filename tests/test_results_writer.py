@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import results as R
-from analysis.errors import StorageError
+from core.errors import StorageError
 from search.results_writer import ResultsWriter
 
 

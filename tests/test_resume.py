@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from analysis import results as R
-from analysis.storage import Location
+from core.storage import Location
 from search.cli import main
 from search.repair import BACKUP_SUFFIX
 from search.resume import newest_state_file

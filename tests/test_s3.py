@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from analysis import results as R
-from analysis.storage import Location
+from core import storage
+from core.storage import Location
 from search.cli import main
 from search.resume import newest_state_file
 
@@ -94,8 +95,8 @@ def objects(uri: str) -> set[str]:
 
 def test_results_files_round_trip_through_s3_without_temporary_objects(s3_env):
     run = Location.parse(f"s3://{BUCKET}/unit") / "run"
-    R.write_json_atomic({"experiment": "run"}, run / R.RUN_FILE)
-    R.write_bytes_atomic(b"\x89PNG", run / R.TRUTH_DIR / "test" / "a.png")
+    storage.write_json(run / R.RUN_FILE, {"experiment": "run"})
+    storage.write_bytes(run / R.TRUTH_DIR / "test" / "a.png", b"\x89PNG")
     for name in ("experiment_state-1.json", "experiment_state-2.json"):
         (run / name).write_bytes(b"{}")
     assert json.loads((run / R.RUN_FILE).read_bytes()) == {"experiment": "run"}
@@ -226,11 +227,11 @@ def test_a_parquet_object_replaced_while_read_is_read_again(s3_env, tmp_path, mo
     versions, which fails to parse (seen as 'Couldn't deserialize thrift' during a sweep)."""
     import pyarrow as pa
 
-    from analysis import storage
+    from core import storage
 
     table = pa.table({"trial": ["a", "b"]})
-    R.write_parquet_atomic(table, Location.parse(f"s3://{BUCKET}/reread") / "t.parquet")
-    R.write_parquet_atomic(table, tmp_path / "t.parquet")
+    storage.write_parquet(Location.parse(f"s3://{BUCKET}/reread") / "t.parquet", table)
+    storage.write_parquet(tmp_path / "t.parquet", table)
     calls = []
     real = storage.pq.read_table
 

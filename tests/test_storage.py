@@ -1,4 +1,4 @@
-"""Run locations (analysis.storage): URIs kept intact, atomic writes, listing, one-line errors."""
+"""Run locations (core.storage): URIs kept intact, atomic writes, listing, one-line errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 import pytest
 
 from analysis import results as R
-from analysis.errors import StorageError
-from analysis.storage import Location
+from core import storage
+from core.errors import StorageError
+from core.storage import Location
 
 
 def test_joining_keeps_the_scheme_the_double_slash_and_the_query():
@@ -29,7 +30,7 @@ def test_a_uri_is_never_taken_for_a_local_path():
 
 def test_file_uri_round_trip_listing_and_relative_paths(tmp_path):
     run = Location.parse((tmp_path / "runs").as_uri()) / "exp"
-    R.write_json_atomic({"experiment": "exp"}, run / R.RUN_FILE)
+    storage.write_json(run / R.RUN_FILE, {"experiment": "exp"})
     for name in ("experiment_state-2.json", "experiment_state-10.json", "other.json"):
         (run / name).write_bytes(b"{}")
     assert (tmp_path / "runs" / "exp" / R.RUN_FILE).is_file()  # the same folder, through file://

@@ -112,7 +112,7 @@ def test_optuna_with_asha_is_seeded_and_reproducible(ray_local, tmp_path):
 
 
 def test_rerun_into_a_finished_run_folder_is_refused(ray_local, tmp_path):
-    from trainables.errors import UserError
+    from core.errors import UserError
 
     exp = experiment(tmp_path, space={"decoder": "Unet"}, repeats=1)
     exp.run_dir.make_dir()

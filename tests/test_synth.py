@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from core.errors import UserError
 from trainables.data.synth import KINDS, generate, micronet
 from trainables.data.synth._common import image_rng
-from trainables.errors import UserError
 
 SIZE = 64
 SMALL = {"n_train": 3, "n_val": 2, "n_test": 2, "size": SIZE}

@@ -10,7 +10,6 @@ import pytest
 from scipy import stats as sps
 
 from analysis import results as R
-from analysis.errors import ReportError
 from analysis.load import RUN
 from analysis.stats import bootstrap_ci, pair_trials, paired_by, paired_comparison
 from analysis.tables import (
@@ -27,6 +26,7 @@ from analysis.tables import (
     summarize,
     top_models,
 )
+from core.errors import ReportError
 
 
 def trials_table(rows: list[tuple]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainables.errors import UserError
+from core.errors import UserError
 from trainables.models import create_model, encoder_state_dict
 from trainables.zoo import (
     SCHEMA_VERSION,

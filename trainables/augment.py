@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from trainables.errors import unknown_name
+from core.errors import unknown_name
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainables.errors import UserError
+from core.errors import UserError
 
 STATE_FILE = "state.pt"
 FORMAT = 1

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import DataError, UserError
 from trainables.data.io import ImageProblem, is_image_name, read_image
-from trainables.errors import DataError, UserError
 
 SPLITS = ("train", "val")
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from trainables.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ChannelsLast = Literal["auto", "true", "false"]

@@ -1,16 +1,15 @@
-"""Small file helpers shared by the init cache and the encoder zoo: hashes, atomic writes, locks."""
+"""Small file helpers shared by the init cache and the encoder zoo: hashes, streamed files put
+into place, locks. Whole-file atomic writes are :mod:`core.storage`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 CHUNK = 1 << 20
 
@@ -37,21 +36,6 @@ def commit_file(tmp: Path, path: Path) -> None:
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    """Write so that a reader only ever sees the old file (or none) or the complete new one."""
-    tmp = temp_path_beside(Path(path))
-    try:
-        tmp.write_bytes(data)
-        commit_file(tmp, Path(path))
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    write_bytes_atomic((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file
 
-from trainables.errors import UserError
+from core.errors import UserError
 
 _HOW = (
     "pre-populate the Hugging Face cache where there is internet "

@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from trainables.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 from trainables.weights_cache import default_cache_dir, fetch
 
 StateDict = dict[str, torch.Tensor]

@@ -21,7 +21,7 @@ import segmentation_models_pytorch as smp
 import timm
 import torch
 
-from trainables.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 
 TIMM_PREFIX = "tu-"
 PROBE_SIZE = 256  # shape-only forward on the meta device: the size costs nothing

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.errors import UserError, unknown_name
 from trainables import checkpoint as ckpt
 from trainables.classify_data import ClassificationData, ClassifySplit
-from trainables.errors import UserError, unknown_name
 from trainables.inits import apply_init
 from trainables.loop import check_finite
 from trainables.models import validate_encoder

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.errors import UserError
 from trainables import checkpoint as ckpt
 from trainables import metrics
 from trainables.augment import create_augmentation
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
-from trainables.errors import UserError
 from trainables.loop import (
     CropDataset,
     EvalResult,

@@ -16,10 +16,10 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trainables.errors import UserError
+from core import storage
+from core.errors import UserError
 from trainables.fileutil import (
     CHUNK,
-    atomic_write_json,
     commit_file,
     folder_lock,
     sha256_file,
@@ -107,7 +107,7 @@ def fetch(url: str, cache_dir: Path, *, sha256: str | None = None) -> Path:
                 "size": dest.stat().st_size,
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            atomic_write_json(
+            storage.write_json(
                 cache_dir / MANIFEST, {"schema_version": SCHEMA_VERSION, "files": records}
             )
     return dest

@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from trainables.errors import UserError, unknown_name
+from core import storage
+from core.errors import UserError, unknown_name
 from trainables.fileutil import (
-    atomic_write_json,
     commit_file,
     folder_lock,
     sha256_file,
@@ -175,7 +175,7 @@ def export_encoder(
             file=file,
         )
         entries[name] = entry.to_dict()
-        atomic_write_json(
+        storage.write_json(
             zoo_dir / MANIFEST, {"schema_version": SCHEMA_VERSION, "entries": entries}
         )
     return entry

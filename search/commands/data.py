@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from trainables.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:

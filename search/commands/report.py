@@ -54,7 +54,7 @@ def parse_by(text: str | None) -> list[list[str]]:
 
 
 def parse_compare(items: list[str]) -> list[tuple[str, str, str]]:
-    from analysis.errors import ReportError
+    from core.errors import ReportError
 
     out = []
     for item in items:
@@ -69,8 +69,7 @@ def parse_compare(items: list[str]) -> list[tuple[str, str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     from analysis import build_report
-    from analysis.errors import ReportError
-    from trainables.errors import UserError
+    from core.errors import ReportError, UserError
 
     def progress(msg: str) -> None:
         print(f"report: {msg}", file=sys.stderr, flush=True)

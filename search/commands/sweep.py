@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from analysis.storage import Location
+    from core.storage import Location
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +35,8 @@ def experiment_path(file: str) -> Path:
     path = Path(file)
     if path.exists() or path.suffix in (".yaml", ".yml"):
         return path
+    from core.errors import UserError
     from spaces.presets import preset_path
-    from trainables.errors import UserError
 
     try:
         return preset_path(file)

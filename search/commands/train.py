@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from trainables.errors import UserError
+from core.errors import UserError
 
 # command-line flag -> trial config key
 FLAGS: dict[str, tuple[str, type, str]] = {

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import DataError, UserError
 from trainables.data.dataset import PairResult, crop_errors, read_all
 from trainables.data.spec import DataSpec
-from trainables.errors import DataError, UserError
 
 KIND_NAMES = {"nasa": "NASA layout", "flat": "flat layout", "split file": "split file"}
 

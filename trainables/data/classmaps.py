@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainables.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 
 Value = int | tuple[int, int, int]
 

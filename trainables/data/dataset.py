@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import DataError, UserError
 from trainables.data.classmaps import ClassMap
 from trainables.data.io import ImageProblem, read_image, read_mask
 from trainables.data.layout import FLAT_SPLIT, Layout, Pair, discover
 from trainables.data.spec import DataSpec
-from trainables.errors import DataError, UserError
 
 TRAIN, VAL, TEST = "train", "val", "test"
 

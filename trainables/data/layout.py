@@ -29,8 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import UserError
 from trainables.data.io import is_image_name
-from trainables.errors import UserError
 
 SPLIT_ORDER = ("train", "val", "test")
 ANNOT = "_annot"

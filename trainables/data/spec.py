@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import UserError
 from trainables.data.classmaps import ClassMap, get_class_map
-from trainables.errors import UserError
 
 KEYS = ("root", "split_file", "classes", "name")
 

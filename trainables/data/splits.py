@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from core import storage
+from core.errors import DataError, UserError
 from trainables.data.layout import Pair, discover
-from trainables.errors import DataError, UserError
-from trainables.fileutil import write_bytes_atomic
 
 NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = (0.7, 0.15, 0.15)
@@ -113,7 +113,7 @@ def write_split_file(
         },
     }
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    write_bytes_atomic(text.encode("utf-8"), path)
+    storage.write_bytes(path, text.encode("utf-8"))
     return path
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.errors import UserError, unknown_name
 from trainables.data.synth import _common, ebc, micronet, superalloy
-from trainables.errors import UserError, unknown_name
 
 KINDS: tuple[str, ...] = ("superalloy", "ebc", "micronet")
 SEGMENTATION = {"superalloy": superalloy, "ebc": ebc}

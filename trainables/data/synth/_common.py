@@ -20,8 +20,8 @@ import yaml
 from PIL import Image
 from scipy import ndimage
 
-from trainables.errors import UserError
-from trainables.fileutil import write_bytes_atomic
+from core import storage
+from core.errors import UserError
 
 SYNTH_FILE = "synth.json"
 DATA_FILE = "data.yaml"
@@ -146,17 +146,13 @@ def save_image(array: np.ndarray, path: Path) -> None:
     buf = io.BytesIO()
     fmt = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG"}[path.suffix.lower()]
     Image.fromarray(array).save(buf, format=fmt)
-    write_bytes_atomic(buf.getvalue(), path)
-
-
-def write_json(data: dict[str, Any], path: Path) -> None:
-    write_bytes_atomic((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
+    storage.write_bytes(path, buf.getvalue())
 
 
 def write_data_yaml(out: Path, classes: str) -> None:
     """``OUT/data.yaml``: a ready ``data:`` block whose root is the folder itself."""
     block = {"data": {"root": ".", "classes": classes, "name": out.resolve().name}}
-    write_bytes_atomic(yaml.safe_dump(block, sort_keys=False).encode(), out / DATA_FILE)
+    storage.write_bytes(out / DATA_FILE, yaml.safe_dump(block, sort_keys=False).encode())
 
 
 def synth_record(settings: Settings, files: list[str], *, complete: bool) -> dict[str, Any]:
@@ -248,12 +244,12 @@ def write_dataset(
     can be cleaned by the next one; it is rewritten as complete at the end.
     """
     planned = [rel for rels, _ in jobs for rel in rels]
-    write_json(synth_record(settings, planned, complete=False), out / SYNTH_FILE)
+    storage.write_json(out / SYNTH_FILE, synth_record(settings, planned, complete=False))
     bar = Progress(f"synth {settings.kind}", len(jobs), enabled=progress)
     for _, job in jobs:
         job()
         bar.step()
-    write_json(synth_record(settings, planned, complete=True), out / SYNTH_FILE)
+    storage.write_json(out / SYNTH_FILE, synth_record(settings, planned, complete=True))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ the complete old file or the complete new one, never a torn one:
   plus a delete (not atomic), so one upload is the atomic write;
 - other filesystems (HDFS, ...): a temporary file beside the target, then ``move``.
 
-Every failure is a :class:`~analysis.errors.StorageError`: one line naming the location, what
+Every failure is a :class:`~core.errors.StorageError`: one line naming the location, what
 failed and how to fix it.
 
 Example::
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import re
 import tempfile
@@ -36,13 +37,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis.errors import StorageError
+from core.errors import StorageError
 
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 OBJECT_STORES = ("s3", "gcs")  # pyarrow type names whose uploads are atomic per object
@@ -238,3 +240,21 @@ def _replace_via_move(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             fs.delete_file(tmp)
         raise
+
+
+def write_bytes(path: str | os.PathLike[str] | Location, data: bytes) -> None:
+    """Replace ``path`` (a local path or a URI) atomically: readers see the old or the new file."""
+    Location.parse(path).write_bytes(data)
+
+
+def write_json(path: str | os.PathLike[str] | Location, data: Any) -> None:
+    """``data`` as indented, key-sorted JSON, written atomically."""
+    payload = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+    write_bytes(path, payload)
+
+
+def write_parquet(path: str | os.PathLike[str] | Location, table: pa.Table) -> None:
+    """``table`` as Parquet, serialized in memory, then written atomically."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes(path, sink.getvalue().to_pybytes())
