@@ -87,5 +87,5 @@ PER_IMAGE_COLUMNS = (TRIAL, SPLIT, IMAGE, IOU)
 RUNGS = "rungs"  # run.json: ASHA rung epochs, e.g. [1, 3, 9]
 SEEDS = "seeds"  # run.json: the seeds of the repeats, e.g. [0, 1, 2]
 CHECKPOINT = "checkpoint"  # trials.parquet: best checkpoint folder, relative to the run folder
-PREDICTIONS_DIR = "predictions"  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
-TRUTH_DIR = "truth"  # RUN/truth/{split}/{image}.png (class indices), written once per run
+PREDICTIONS_DIR = K.PREDICTIONS_DIR  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
+TRUTH_DIR = K.TRUTH_DIR  # RUN/truth/{split}/{image}.png (class indices), written once per run

@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 
 from analysis import results as R
 from search.experiment import load_experiment
-from search.sweep import run_sweep
+from search.launch import run_sweep
 
 SPACE = {
     "encoder": "resnet18",

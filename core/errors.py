@@ -58,3 +58,18 @@ def unknown_name(
     elif len(choices) <= 12:
         msg += f"; choose from: {', '.join(choices)}"
     return UserError(msg)
+
+
+class ConfigError(UserError):
+    """A bad value of one config key; ``located(where)`` names it as the user wrote it.
+
+    ``ConfigError("lr", "must be > 0, but got -1")`` reads "`lr` must be > 0, but got -1";
+    ``.located("train.lr")`` reads "`train.lr` must be > 0, but got -1".
+    """
+
+    def __init__(self, key: str, rule: str) -> None:
+        self.key, self.rule = key, rule
+        super().__init__(f"`{key}` {rule}")
+
+    def located(self, where: str) -> UserError:
+        return UserError(f"`{where}` {self.rule}")

@@ -41,3 +41,8 @@ def test_iou_key(split: str) -> str:
 
 def class_iou_key(split: str, class_name: str) -> str:
     return f"{CLASS_IOU_PREFIX}{split}:{class_name}"
+
+
+# --- run-folder names that trainables write and reports read ------------------------------------
+PREDICTIONS_DIR = "predictions"  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
+TRUTH_DIR = "truth"  # RUN/truth/{split}/{image}.png (class indices), written once per run

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     exp = demo_experiment(out, superalloy, zoo, quick=args.quick)
     shutil.rmtree(exp.run_dir, ignore_errors=True)  # the demo's own previous run
     from search.commands.sweep import format_summary
-    from search.sweep import run_sweep
+    from search.launch import run_sweep
 
     _say(f"sweeping {exp.name}: results in {exp.run_dir}")
     result = run_sweep(exp)

@@ -6,6 +6,9 @@ Example::
 
 Every problem is one :class:`~core.errors.UserError` line naming the key, the rule and the
 value received, e.g. ``scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20``.
+Numbers may be written as people write them (``1e-3``; see :mod:`core.yamlio`). The kind of
+trial (``kind``) is a task of :mod:`trainables.task`; ``search.algorithm`` and
+``scheduler.name`` are strategies of :mod:`search.strategies`.
 Relative ``data.root`` is taken from the file's folder; relative ``storage`` from the current
 working directory. ``storage`` may also be a pyarrow filesystem URI (``s3://bucket/runs``,
 ``gs://...``, ``file:///...``); the run folder is ``STORAGE/NAME`` either way.
@@ -13,7 +16,6 @@ working directory. ``storage`` may also be a pyarrow filesystem URI (``s3://buck
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,13 +25,13 @@ from typing import Any, Literal
 
 import yaml
 
-from core.errors import UserError
+from core.errors import UserError, closest
 from core.storage import Location, is_uri
-from spaces.dimensions import Dimension, Fixed, SpaceError, parse_space
+from core.yamlio import load_yaml
+from search.strategies import get_searcher, list_schedulers, list_searchers
+from spaces.dimensions import Dimension, SpaceError, parse_space
+from trainables.task import Task, get_task
 
-KINDS = ("segmentation", "pretraining")
-ALGORITHMS = ("grid", "random", "optuna")
-SCHEDULERS = ("asha", "fifo")
 TOP_KEYS = (
     "name", "kind", "data", "space", "repeats", "search", "scheduler", "train", "resources",
     "storage", "fault",
@@ -40,28 +42,24 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class Search:
-    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    algorithm: str = "grid"  # a name in search.strategies.SEARCHERS
     num_samples: int = 1  # grid: draws of the distributions per grid point; else: trials
     seed: int = 0
     max_concurrent: int | None = None
 
 
 @dataclass(frozen=True)
-class Scheduler:
-    name: Literal["asha", "fifo"] = "asha"
+class SchedulerSettings:
+    name: str = "asha"  # a name in search.strategies.SCHEDULERS
     max_epochs: int = 100
     grace_epochs: int = 10
     reduction_factor: int = 3
 
     def rungs(self) -> list[int]:
-        """ASHA's rung epochs (Ray's milestones): grace * eta**k below max_epochs."""
-        if self.name != "asha":
-            return []
-        out, t = [], self.grace_epochs
-        while t < self.max_epochs:
-            out.append(t)
-            t *= self.reduction_factor
-        return out
+        """The epochs at which the scheduler compares trials ([] for FIFO)."""
+        from search.strategies import get_scheduler
+
+        return get_scheduler(self.name).rungs(self)
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ class Experiment:
     data: Any = None  # the validated `data:` block (trainables.data.spec.DataSpec)
     repeats: int = 1
     search: Search = field(default_factory=Search)
-    scheduler: Scheduler = field(default_factory=Scheduler)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     train: Mapping[str, Any] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     fault: Fault = field(default_factory=Fault)
@@ -99,6 +97,15 @@ class Experiment:
     def seeds(self) -> list[int]:
         return [self.search.seed + i for i in range(self.repeats)]
 
+    @property
+    def task(self) -> Task:
+        return get_task(self.kind)
+
+
+def base_config(exp: Experiment) -> dict[str, Any]:
+    """What every trial gets besides its point: the ``train`` block and ``max_epochs``."""
+    return {**exp.train, "max_epochs": exp.scheduler.max_epochs}
+
 
 def load_experiment(path: str | Path, *, overrides: list[str] = ()) -> Experiment:
     """Read ``path`` with ``yaml.safe_load``, apply ``--set`` overrides, validate."""
@@ -106,7 +113,7 @@ def load_experiment(path: str | Path, *, overrides: list[str] = ()) -> Experimen
     if not path.is_file():
         raise UserError(f"experiment file '{path}' does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -124,7 +131,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key.strip():
         raise UserError(f"--set expects key.sub=value, but got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         raise UserError(f"--set {key}: value {text!r} is not valid YAML") from None
     parts = key.strip().split(".")
@@ -144,7 +151,8 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
     """Validate a loaded mapping; see the module docstring."""
     _check_keys("", raw, TOP_KEYS)
     name = _name(raw.get("name"))
-    kind = _kind(raw.get("kind", "segmentation"))
+    kind = str(raw.get("kind", "segmentation"))
+    task = _task(kind)
     try:
         space = parse_space(_mapping(raw, "space", required=True))
     except SpaceError as err:
@@ -155,7 +163,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         name=name,
         kind=kind,
         space=MappingProxyType(space),
-        data=_data(raw, base_dir, kind),
+        data=None if raw.get("data") is None else task.parse_data(raw["data"], base_dir=base_dir),
         repeats=_int("repeats", raw.get("repeats", 1), low=1),
         search=search,
         scheduler=_scheduler(_mapping(raw, "scheduler")),
@@ -173,8 +181,8 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
 def _check_keys(prefix: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for key in raw:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.5)
-            hint = f"; did you mean `{prefix}{close[0]}`?" if close else ""
+            close = closest(str(key), allowed)
+            hint = f"; did you mean `{prefix}{close}`?" if close else ""
             raise UserError(f"unknown key `{prefix}{key}`{hint} (allowed: {', '.join(allowed)})")
 
 
@@ -197,31 +205,11 @@ def _name(value: Any) -> str:
     return value
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, str) and (value in KINDS or ":" in value):
-        return value
-    close = difflib.get_close_matches(str(value), KINDS, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise UserError(
-        f"`kind` must be one of {', '.join(KINDS)} (or module:function), but got {value!r}{hint}"
-    )
-
-
-def _data(raw: Mapping[str, Any], base_dir: Path, kind: str) -> Any:
-    """A DataSpec (segmentation); for pretraining, the image folder's Path."""
-    data = raw.get("data")
-    if data is None:
-        return None
-    if kind != "pretraining":
-        from trainables.data.spec import DataSpec
-
-        return DataSpec.from_mapping(data, base_dir=base_dir)
-    if not isinstance(data, Mapping) or set(data) - {"root"} or "root" not in data:
-        raise UserError(f"`data` for pretraining must be {{root: IMAGE_FOLDER}}, but got {data!r}")
-    root = (base_dir / Path(str(data["root"])).expanduser()).resolve()
-    if not root.is_dir():
-        raise UserError(f"`data.root`: folder '{root}' does not exist")
-    return root
+def _task(kind: str) -> Task:
+    try:
+        return get_task(kind)
+    except UserError as err:
+        raise UserError(f"`kind`: {err}") from None
 
 
 def _int(key: str, value: Any, *, low: int | None = None) -> int:
@@ -234,8 +222,8 @@ def _int(key: str, value: Any, *, low: int | None = None) -> int:
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = closest(str(value), choices, cutoff=0.6)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise UserError(f"{key} must be one of {', '.join(choices)}, but got {value!r}{hint}")
     return value
 
@@ -244,14 +232,14 @@ def _search(raw: Mapping[str, Any]) -> Search:
     _check_keys("search.", raw, ("algorithm", "num_samples", "seed", "max_concurrent"))
     max_conc = raw.get("max_concurrent")
     return Search(
-        algorithm=_choice("search.algorithm", raw.get("algorithm", "grid"), ALGORITHMS),  # type: ignore[arg-type]
+        algorithm=_choice("search.algorithm", raw.get("algorithm", "grid"), list_searchers()),
         num_samples=_int("search.num_samples", raw.get("num_samples", 1), low=1),
         seed=_int("search.seed", raw.get("seed", 0), low=0),
         max_concurrent=None if max_conc is None else _int("search.max_concurrent", max_conc, low=1),
     )
 
 
-def _scheduler(raw: Mapping[str, Any]) -> Scheduler:
+def _scheduler(raw: Mapping[str, Any]) -> SchedulerSettings:
     keys = ("name", "max_epochs", "grace_epochs", "reduction_factor")
     _check_keys("scheduler.", raw, keys)
     max_epochs = _int("scheduler.max_epochs", raw.get("max_epochs", 100), low=1)
@@ -261,8 +249,8 @@ def _scheduler(raw: Mapping[str, Any]) -> Scheduler:
             "scheduler.grace_epochs must be <= scheduler.max_epochs, "
             f"but got {grace} > {max_epochs}"
         )
-    return Scheduler(
-        name=_choice("scheduler.name", raw.get("name", "asha"), SCHEDULERS),  # type: ignore[arg-type]
+    return SchedulerSettings(
+        name=_choice("scheduler.name", raw.get("name", "asha"), list_schedulers()),
         max_epochs=max_epochs,
         grace_epochs=grace,
         reduction_factor=_int("scheduler.reduction_factor", raw.get("reduction_factor", 3), low=2),
@@ -299,23 +287,6 @@ def _fault(raw: Mapping[str, Any]) -> Fault:
     )
 
 
-def trial_config_keys(kind: str) -> tuple[str, ...] | None:
-    """The keys the trainable of ``kind`` accepts, or None when unknown (custom trainables)."""
-    import dataclasses
-    import importlib
-
-    name = {"segmentation": "SegmentationConfig", "pretraining": "PretrainConfig"}.get(kind)
-    if name is None:
-        return None
-    for module in ("trainables.config", "trainables.pretraining"):
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        return tuple(f.name for f in dataclasses.fields(cls))
-    return None
-
-
 def _storage(value: Any) -> Location:
     """Syntax only: whether the location can be reached is checked once before launch."""
     if isinstance(value, bool) or not isinstance(value, str | int | Path) or not str(value).strip():
@@ -327,7 +298,7 @@ def _storage(value: Any) -> Location:
 
 
 def _check_trial_keys(exp: Experiment) -> None:
-    allowed = trial_config_keys(exp.kind)
+    allowed = exp.task.config_keys()
     for block, keys in (("space", exp.space), ("train", exp.train)):
         for key in keys:
             if key in RESERVED:
@@ -335,8 +306,8 @@ def _check_trial_keys(exp: Experiment) -> None:
                 raise UserError(f"`{block}.{key}` is set by `{src}`; remove it from `{block}`")
             if allowed is not None and key not in allowed:
                 usable = tuple(k for k in allowed if k not in RESERVED)
-                close = difflib.get_close_matches(key, usable, n=1)
-                hint = f"; did you mean `{block}.{close[0]}`?" if close else ""
+                close = closest(key, usable, cutoff=0.6)
+                hint = f"; did you mean `{block}.{close}`?" if close else ""
                 raise UserError(f"unknown {exp.kind} setting `{block}.{key}`{hint}")
     both = sorted(set(exp.space) & set(exp.train))
     if both:
@@ -344,15 +315,6 @@ def _check_trial_keys(exp: Experiment) -> None:
 
 
 def _check_combination(exp: Experiment) -> None:
-    varied = [k for k, d in exp.space.items() if not isinstance(d, Fixed)]
-    if exp.search.algorithm == "optuna" and exp.repeats != 1:
-        raise UserError(
-            "repeats must be 1 with search.algorithm=optuna (Optuna samples each "
-            f"configuration once; raise search.num_samples instead), but got {exp.repeats}"
-        )
-    if exp.search.algorithm == "optuna" and not varied:
-        raise UserError(
-            "search.algorithm=optuna needs at least one list or distribution in `space`"
-        )
-    if exp.kind in KINDS and exp.data is None:
+    get_searcher(exp.search.algorithm).check(exp)
+    if exp.data is None and exp.task.needs_data:
         raise UserError("`data` is missing; give the dataset block (root, classes)")

@@ -1,21 +1,41 @@
-"""The one place Ray starts: an embedded local instance by default, or a cluster to join.
+"""The one launcher: every command that runs trials (sweep, train, pretrain, recommend) runs an
+:class:`~search.experiment.Experiment` through :func:`run_sweep`, and :func:`start_ray` is the
+one place Ray starts.
 
 Example::
 
-    from search.launch import start_ray
-    start_ray(None)             # a new local Ray sized to this machine, even if another runs
-    start_ray("auto")           # the cluster a `ray start` on this machine belongs to
-    start_ray("10.0.0.5:6379")  # a cluster's head
+    from search.experiment import load_experiment
+    from search.launch import run_sweep
 
-Every command that runs trials or tasks (sweep, train, pretrain, recommend, predict --address)
-starts Ray through :func:`start_ray`; nothing else calls ``ray.init``.
+    result = run_sweep(load_experiment("exp.yaml"))          # embedded local Ray
+    result = run_sweep(exp, address="auto")                   # the cluster `ray start` made
+    print(result.best)                                        # the best trial's row
+
+Everything is checked before Ray starts: the experiment file, every planned trial's typed
+config (:mod:`search.plan`), the run folder's storage and the dataset. Search settings
+(``TuneConfig``: strategy, scheduler, concurrency) are built apart from job settings
+(``RunConfig``: storage, failures, checkpoints, our results writer and progress lines).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
-from core.errors import UserError
+from analysis import results as R
+from core.errors import StorageError, UserError
+from core.storage import Location
+from search.experiment import Experiment
+from search.plan import Plan, make_plan
+from search.progress import Printer, TrialProgress, stderr_line
+from search.repair import repair_snapshot
+from search.resume import TUNER_FILE, check_resumable
+from search.tuner import new_tuner, restore_tuner
+from trainables.task import Progress
 
 # Ray settings every driver of ours wants (set before ray is imported by the Tuner)
 RAY_ENV = {
@@ -23,6 +43,20 @@ RAY_ENV = {
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+TRAINED = (R.COMPLETED, R.STOPPED)  # statuses of trials that trained
+
+
+class NothingTrained(UserError):
+    """A sweep ended without a single trial that trained (the reasons are in trials.parquet)."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    run_dir: Location  # a local folder or a URI (core.storage)
+    counts: dict[str, int]  # trials by status
+    best: dict[str, Any] | None  # the best trial's row of trials.parquet
+    plan: Plan
+    trials: list[dict[str, Any]] = field(default_factory=list)
 
 
 def start_ray(
@@ -60,3 +94,89 @@ def start_ray(
         configure_logging=True,
         logging_level="warning",
     )
+
+
+def run_sweep(
+    experiment: Experiment,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    printer: Printer = stderr_line,
+    require_trained: bool = True,
+) -> SweepResult:
+    """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
+
+    ``progress(done, total)`` follows the task's batch checks while planning. Raises
+    :class:`NothingTrained` (after the results are written) when ``require_trained`` and no
+    trial trained.
+    """
+    exp = experiment
+    run_dir = exp.run_dir
+    with _storage_errors_are_user_errors():
+        _check_run_folder(run_dir, resume=resume, printer=printer)
+        exp.task.trainable()  # a custom trainable that cannot be imported: one line, here
+        plan = make_plan(exp, progress=progress)  # every trial config checked: no Ray yet
+        if not plan.trials:
+            reasons = "; ".join(f"{n}x {r}" for r, n in plan.reasons[:3]) or "no trials planned"
+            raise UserError(f"experiment '{exp.name}': nothing to train: {reasons}")
+        run_dir.make_dir()  # a bucket typo or missing credentials: one line, before any work
+        data = load_data(exp)
+        if data is not None:
+            exp.task.prepare_run(data, run_dir)
+        start_ray(address)
+        callback = TrialProgress(exp.task, plan, printer=printer)
+        tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=[callback])
+        tuner.fit()
+        result = summarise(run_dir, plan)
+    if require_trained and not any(result.counts.get(s) for s in TRAINED):
+        raise NothingTrained(nothing_trained_line(result))
+    return result
+
+
+def _check_run_folder(run_dir: Location, *, resume: bool, printer: Printer) -> None:
+    """Refuse before any work: a started sweep without --resume, an unusable Ray state."""
+    if resume:
+        for repair in repair_snapshot(check_resumable(run_dir), run_dir):
+            printer(f"microsweep: {repair.line()}")
+    elif (run_dir / TUNER_FILE).exists():
+        raise UserError(
+            f"run folder '{run_dir}' already holds a sweep; pass --resume to continue it, "
+            "or change `name` (or --set name=...)"
+        )
+
+
+@contextlib.contextmanager
+def _storage_errors_are_user_errors() -> Iterator[None]:
+    """The run folder's storage failing (e.g. a missing bucket) is one line, exit code 2."""
+    try:
+        yield
+    except StorageError as err:
+        raise UserError(str(err)) from None
+
+
+def load_data(exp: Experiment) -> Any:
+    """The task's dataset, checked before anything is launched (None without ``data:``)."""
+    if exp.data is None:
+        return None
+    return exp.task.load_data(exp.data, train=exp.train)
+
+
+def summarise(run_dir: Location, plan: Plan) -> SweepResult:
+    """Counts by status and the best trial by the task's objective, from trials.parquet."""
+    path = run_dir / R.TRIALS_FILE
+    rows = path.read_table().to_pylist() if path.is_file() else []
+    counts = Counter(r[R.STATUS] for r in rows)
+    metric = plan.experiment.task.metric
+    scored = [r for r in rows if r.get(metric) is not None and r[R.STATUS] != R.DIVERGED]
+    sign = 1 if plan.experiment.task.mode == "max" else -1
+    best = max(scored, key=lambda r: sign * r[metric]) if scored else None
+    return SweepResult(run_dir, dict(counts), best, plan, rows)
+
+
+def nothing_trained_line(result: SweepResult) -> str:
+    """``no trial trained (4 infeasible): init imagenet for resnet18: ...; see RUN/trials...``."""
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "no trials"
+    reasons = Counter(r.get(R.ERROR) for r in result.trials if r.get(R.ERROR))
+    why = f": {reasons.most_common(1)[0][0]}" if reasons else ""
+    return f"no trial trained ({counts}){why}; see {result.run_dir / R.TRIALS_FILE}"

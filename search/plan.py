@@ -1,39 +1,31 @@
-"""Planning a sweep before launch: expand the space, drop what cannot run, count the work.
+"""Planning a sweep before launch: expand the space, check every trial config, drop what cannot
+run, count the work.
 
 Example::
 
     plan = make_plan(load_experiment("exp.yaml"))
     print(format_plan(plan))
 
-Grid search: every combination of the list dimensions, ``search.num_samples`` seeded draws of
-the distributions per combination, times ``repeats`` seeds; shuffled with ``search.seed``
-because Ray's asynchronous ASHA depends on the order trials reach a rung. Random search: lists are
-drawn like ``choice``; ``num_samples`` configurations times ``repeats``. Optuna samples while
-running, so only the count (``num_samples``) is known.
+The search strategy (:mod:`search.strategies`) expands the trial configs (grid, random) or only
+counts them (optuna, which samples while running). Every expanded config is then built as the
+task's typed config, so a bad value fails here, in one line naming the key as the experiment
+file spells it, before anything is launched; for optuna the bounds and choices of every
+dimension are built instead. The task's feasibility check moves points it cannot train into
+``infeasible``.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from analysis import results as R
-from search.experiment import Experiment
-from search.feasibility import (
-    DEFAULTS,
-    Checker,
-    Progress,
-    check_pairs,
-    checker_for,
-    segmentation_reason,
-)
-from spaces.dimensions import Distribution, Fixed, Grid, sample
+from core.errors import ConfigError, UserError
+from search.experiment import Experiment, base_config
+from search.strategies import get_scheduler, get_searcher
+from spaces.dimensions import Distribution, Fixed, Grid
+from trainables.task import Progress
 
 
 @dataclass(frozen=True)
@@ -44,7 +36,7 @@ class Plan:
     reasons: tuple[tuple[str, int], ...]  # each reason once, with how many points it dropped
     trials: int  # trials to launch
     fifo_epochs: int  # trial-epochs if every trial runs to max_epochs
-    asha_epochs: int  # trial-epochs if each ASHA rung keeps exactly the top 1/eta
+    asha_epochs: int  # trial-epochs the scheduler is expected to run
     estimate_s: float | None  # wall time estimate from a previous run's epochs.parquet
     slots: int  # trials at once used for the estimate
 
@@ -53,63 +45,32 @@ class Plan:
         return self.experiment.scheduler.rungs()
 
 
-def base_config(exp: Experiment) -> dict[str, Any]:
-    """What every trial gets besides its point: the ``train`` block and ``max_epochs``."""
-    return {**exp.train, "max_epochs": exp.scheduler.max_epochs}
-
-
-def expand_points(exp: Experiment) -> list[dict[str, Any]]:
-    """All trial configs of a grid/random search, shuffled with the search seed."""
-    rng = np.random.default_rng(exp.search.seed)
-    fixed = {k: d.value for k, d in exp.space.items() if isinstance(d, Fixed)}
-    if exp.search.algorithm == "grid":
-        grid = {k: d.values for k, d in exp.space.items() if isinstance(d, Grid)}
-        drawn = [k for k, d in exp.space.items() if isinstance(d, Distribution)]
-        combos = [
-            dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())
-        ]
-        count = exp.search.num_samples
-    else:
-        drawn = [k for k, d in exp.space.items() if not isinstance(d, Fixed)]
-        combos, count = [{}], exp.search.num_samples
-    configs = []
-    for combo in combos:
-        draws = {k: sample(exp.space[k], count, rng) for k in drawn}  # type: ignore[arg-type]
-        for i in range(count):
-            configs.append({**fixed, **combo, **{k: v[i] for k, v in draws.items()}})
-    base = base_config(exp)
-    points = [{**base, **c, "seed": s} for c in configs for s in exp.seeds]
-    random.Random(exp.search.seed).shuffle(points)
-    return points
-
-
 def make_plan(
     exp: Experiment,
     *,
-    checker: Checker | None = None,
     slots: int | None = None,
     progress: Progress | None = None,
+    feasibility: bool = True,
 ) -> Plan:
-    """Expand, check feasibility, count; ``checker`` defaults to the trainables' own checks.
+    """Expand, check every trial config, check feasibility (unless ``feasibility=False``),
+    count.
 
-    ``progress(done, total)`` follows the encoder/decoder pairs that smp has to build (those
-    not in the feasibility cache).
+    ``progress(done, total)`` follows the task's batch checks (smp building encoder/decoder
+    pairs that are not in the feasibility cache).
     """
-    check = checker or checker_for(exp.kind)
+    task, searcher = exp.task, get_searcher(exp.search.algorithm)
+    expanded = searcher.points(exp)
+    check_trial_configs(exp, expanded if searcher.expands else bound_configs(exp))
+    if feasibility:
+        task.precheck(expanded, progress)
     points, infeasible = [], []
-    if exp.search.algorithm == "optuna":
-        trials = exp.search.num_samples
-    else:
-        expanded = expand_points(exp)
-        if check is segmentation_reason:
-            check_pairs(_pairs(expanded), progress=progress)
-        for point in expanded:
-            reason = check(point)
-            (infeasible.append((point, reason)) if reason else points.append(point))
-        trials = len(points)
+    for point in expanded:
+        reason = task.check(point) if feasibility else None
+        (infeasible.append((point, reason)) if reason else points.append(point))
+    trials = searcher.num_samples(exp, points)
     slots = slots or _default_slots(exp)
     fifo = trials * exp.scheduler.max_epochs
-    asha = asha_trial_epochs(trials, exp) if exp.scheduler.name == "asha" else fifo
+    expected = get_scheduler(exp.scheduler.name).trial_epochs(trials, exp.scheduler)
     return Plan(
         experiment=exp,
         points=tuple(points),
@@ -117,27 +78,57 @@ def make_plan(
         reasons=tuple(sorted(Counter(r for _, r in infeasible).items())),
         trials=trials,
         fifo_epochs=fifo,
-        asha_epochs=asha,
-        estimate_s=_estimate(exp, asha, slots),
+        asha_epochs=expected,
+        estimate_s=_estimate(exp, expected, slots),
         slots=slots,
     )
 
 
-def _pairs(points: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    get = [{**DEFAULTS, **p}.get for p in points if any(k in p for k in DEFAULTS)]
-    return [(g("decoder"), g("encoder")) for g in get]
+def check_trial_configs(exp: Experiment, configs: list[dict[str, Any]]) -> None:
+    """Build the task's typed config of each; the first bad value is one UserError line."""
+    seen: set[str] = set()
+    for config in configs:
+        key = repr(sorted(config.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            exp.task.build_config(config)
+        except ConfigError as err:
+            raise err.located(where_set(exp, err.key)) from None
+        except UserError as err:
+            raise UserError(f"experiment '{exp.name}': {err}") from None
 
 
-def asha_trial_epochs(trials: int, exp: Experiment) -> int:
-    """Trial-epochs when rung i keeps ceil(n / eta**i) trials (synchronous halving)."""
-    sched = exp.scheduler
-    bounds = [*sched.rungs(), sched.max_epochs]
-    total, prev = 0, 0
-    for i, bound in enumerate(bounds):
-        alive = math.ceil(trials / sched.reduction_factor**i) if trials else 0
-        total += alive * (bound - prev)
-        prev = bound
-    return total
+def where_set(exp: Experiment, key: str) -> str:
+    """The experiment-file key a trial config key comes from (``space.lr``, ``train.crop``)."""
+    if key in exp.space:
+        return f"space.{key}"
+    if key in exp.train:
+        return f"train.{key}"
+    return {"max_epochs": "scheduler.max_epochs", "seed": "search.seed"}.get(key, key)
+
+
+def bound_configs(exp: Experiment) -> list[dict[str, Any]]:
+    """Configs that together hold every dimension's bounds and choices (for optuna)."""
+    first = {k: _values(d)[0] for k, d in exp.space.items()}
+    base = {**base_config(exp), **first, "seed": exp.search.seed}
+    configs = [base]
+    for key, dim in exp.space.items():
+        configs += [{**base, key: value} for value in _values(dim)[1:]]
+    return configs
+
+
+def _values(dim: Fixed | Grid | Distribution) -> list[Any]:
+    if isinstance(dim, Fixed):
+        return [dim.value]
+    if isinstance(dim, Grid):
+        return list(dim.values)
+    if dim.name in ("choice",):
+        return list(dim.args)
+    if dim.name == "randn":
+        return [dim.args[0]]
+    return list(dim.args[:2])  # low and high
 
 
 def _default_slots(exp: Experiment) -> int:
@@ -181,7 +172,7 @@ def format_plan(plan: Plan) -> str:
         f"resources per trial: cpu {res.cpu:g}, gpu {res.gpu}",
         f"scheduler: {exp.scheduler.name}, max_epochs {exp.scheduler.max_epochs}"
         + (f", rungs at epochs {plan.rungs}" if plan.rungs else ""),
-        f"trial-epochs: FIFO {plan.fifo_epochs}, ASHA {plan.asha_epochs}"
+        f"trial-epochs: FIFO {plan.fifo_epochs}, {exp.scheduler.name.upper()} {plan.asha_epochs}"
         + (
             " (if each rung keeps the top 1/eta; asynchronous ASHA may run more)"
             if plan.rungs
@@ -195,4 +186,6 @@ def format_plan(plan: Plan) -> str:
         )
     else:
         lines.append("estimate: none (no previous run of this experiment)")
+    if not plan.trials:
+        lines.append("nothing to train: every planned trial is infeasible (reasons above)")
     return "\n".join(lines)

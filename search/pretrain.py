@@ -1,4 +1,4 @@
-"""One encoder-pretraining trial under a local Ray Tuner, ending in a zoo entry.
+"""One encoder-pretraining trial through the launcher, ending in a zoo entry.
 
 Example::
 
@@ -8,52 +8,16 @@ Example::
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core import keys as K
 from core.errors import UserError
-from trainables.classify_data import load_image_folder
-from trainables.pretraining import PretrainConfig, check_zoo_name_free, pretraining_trainable
+from search.one_trial import one_trial_experiment, run_one_trial
+from trainables.pretraining import PretrainConfig, check_zoo_name_free
 from trainables.zoo import ZooEntry, get_zoo_entry
-
-Printer = Callable[[str], None]
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def _progress_callback(printer: Printer) -> Any:
-    from ray import tune
-
-    class EpochPrinter(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[override]
-            if "val_top1" in result:
-                printer(
-                    f"epoch {result['epoch']}: train_loss {result['train_loss']:.4f}  "
-                    f"val_loss {result['val_loss']:.4f}  val_top1 {result['val_top1']:.3f}  "
-                    f"val_top5 {result['val_top5']:.3f}  lr {result['lr']:.3g}"
-                )
-
-    return EpochPrinter()
-
-
-def _init_ray(cpus: int | None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=cpus or os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=True,
-            logging_level="warning",
-        )
 
 
 def run_pretrain(
@@ -62,50 +26,30 @@ def run_pretrain(
     *,
     storage: Path | None = None,
     cpus: int | None = None,
-    printer: Printer = _stderr,
 ) -> ZooEntry:
-    """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`)."""
+    """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
+    Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None)."""
+    import os
+
     cfg = PretrainConfig.from_dict(config)  # fail here, in one line, before starting Ray
     if not cfg.zoo_name:
         raise UserError("pretraining needs `zoo_dir` and `zoo_name` to export the encoder")
     check_zoo_name_free(cfg)
-    data = load_image_folder(data_root)
-    printer(
-        f"{data.label}: {len(data.classes)} classes, "
-        f"{len(data.splits['train'].images)} train / {len(data.splits['val'].images)} val"
-    )
-    from ray import tune
-
-    _init_ray(cpus)
     folder = Path(storage) if storage else Path(tempfile.mkdtemp(prefix="microsweep-pretrain-"))
+    run_dir = folder / "pretrain"
+    shutil.rmtree(run_dir, ignore_errors=True)  # one trial: a previous run is not resumed
+    exp = one_trial_experiment(
+        "pretraining",
+        config,
+        data={"root": str(Path(data_root).resolve())},
+        run_dir=run_dir,
+        cpus=cpus or os.cpu_count() or 1,
+    )
     try:
-        trainable = tune.with_resources(
-            tune.with_parameters(pretraining_trainable, data=data), {"cpu": cpus or os.cpu_count()}
-        )
-        tuner = tune.Tuner(
-            trainable,
-            param_space=dict(config),
-            run_config=tune.RunConfig(
-                name="pretrain", storage_path=str(folder.resolve()), verbose=0,
-                callbacks=[_progress_callback(printer)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            ),
-        )  # fmt: skip
-        result = tuner.fit()[0]
+        row = run_one_trial(exp)
     finally:
         if storage is None:
             shutil.rmtree(folder, ignore_errors=True)
-    return _entry_from(result.metrics or {}, cfg)
-
-
-def _entry_from(metrics: dict[str, Any], cfg: PretrainConfig) -> ZooEntry:
-    if metrics.get("infeasible"):
-        raise UserError(f"pretraining could not start: {metrics.get('error')}")
-    if metrics.get("diverged"):
-        raise UserError(
-            f"pretraining diverged at epoch {metrics.get('epoch')}: {metrics.get('error')}; "
-            "try a lower lr"
-        )
-    if not metrics.get("zoo_entry"):
-        raise UserError("pretraining ended without exporting an encoder; see Ray's log above")
-    return get_zoo_entry(Path(cfg.zoo_dir), metrics["zoo_entry"])
+    if not row.get(K.ZOO_ENTRY):
+        raise UserError("pretraining ended without exporting an encoder; see the log above")
+    return get_zoo_entry(Path(cfg.zoo_dir), row[K.ZOO_ENTRY])

@@ -35,15 +35,17 @@ import pyarrow as pa
 from ray import tune
 
 from analysis import results as R
+from core import keys as K
 from core import storage
 from core.errors import StorageError
 from core.storage import Location
 
-STATE_KEYS = ("done", "diverged", "infeasible", "error", "best_epoch", "best_val_iou")
+STATE_KEYS = (K.DIVERGED, K.INFEASIBLE, K.ERROR, K.BEST_EPOCH)
 
 
 class ResultsWriter(tune.Callback):
-    """Keeps ``run_dir`` current; ``factors`` are the space keys written as columns."""
+    """Keeps ``run_dir`` current; ``factors`` are the space keys written as columns, and the
+    task's objective (``task.metric``) names the column of each trial's best value."""
 
     def __init__(
         self,
@@ -52,9 +54,11 @@ class ResultsWriter(tune.Callback):
         factors: list[str],
         infeasible: list[tuple[dict[str, Any], str]],
         resources: Any,
+        task: Any,
         min_interval_s: float = 5.0,
     ) -> None:
         self.run_dir = str(run_dir)
+        self.task = task  # trainables.task.Task: objective, epoch and final keys
         self.run_info = run_info
         self.factors = factors
         self.infeasible = infeasible
@@ -97,12 +101,12 @@ class ResultsWriter(tune.Callback):
         if name in self._finished_before:
             return
         state = self._state.setdefault(name, {})
-        for key in STATE_KEYS:
-            if key in result and key != "done":
+        for key in (*STATE_KEYS, self.task.best_key):
+            if key in result:
                 state[key] = result[key]
         # Ray marks the result it stops a trial on with done=True too: only a report
         # holding the final metrics counts as the trainable's own `done`.
-        state["done"] = bool(result.get("done")) and "best_epoch" in result
+        state[K.DONE] = bool(result.get(K.DONE)) and K.BEST_EPOCH in result
         state["wall_s"] = result.get("time_total_s")
         state["epoch"] = result.get(R.EPOCH, result.get("training_iteration"))
         state["node"] = result.get("node_ip")
@@ -133,11 +137,11 @@ class ResultsWriter(tune.Callback):
     # ------------------------------------------------------------------ rows
     def _status(self, name: str, trial: Any) -> str:
         state = self._state.get(name, {})
-        if state.get("diverged"):
+        if state.get(K.DIVERGED):
             return R.DIVERGED
-        if state.get("infeasible"):
+        if state.get(K.INFEASIBLE):
             return R.INFEASIBLE
-        if state.get("done"):
+        if state.get(K.DONE):
             return R.COMPLETED
         return R.STOPPED
 
@@ -155,16 +159,17 @@ class ResultsWriter(tune.Callback):
         row = self._base_row(name, trial.config)
         state = self._state.get(name, {})
         epochs = [e for (t, _), e in self._epochs.items() if t == name]
-        best = _best_epoch(epochs)
+        metric = self.task.metric
+        best = _best_epoch(epochs, metric)
         row.update(
             {
                 R.STATUS: status,
                 R.EPOCHS: max([e[R.EPOCH] for e in epochs] + [int(state.get("epoch") or 0)]),
-                R.BEST_EPOCH: state.get("best_epoch", best and best[R.EPOCH]),
-                R.VAL_IOU: _finite(state.get("best_val_iou", best and best[R.VAL_IOU])),
+                R.BEST_EPOCH: state.get(K.BEST_EPOCH, best and best[R.EPOCH]),
+                metric: _finite(state.get(self.task.best_key, best and best[metric])),
                 R.WALL_S: state.get("wall_s"),
                 R.NODE: state.get("node"),
-                R.ERROR: state.get("error") if status != R.COMPLETED else None,
+                R.ERROR: state.get(K.ERROR) if status != R.COMPLETED else None,
                 R.CHECKPOINT: self._checkpoint(trial),
             }
         )
@@ -175,20 +180,20 @@ class ResultsWriter(tune.Callback):
         for earlier in _history(result):  # sent once after a restore
             if (name, int(earlier.get(R.EPOCH, 0))) not in self._epochs:
                 self._record_epoch(name, earlier)
-        if R.VAL_IOU not in result and R.TRAIN_LOSS not in result:
+        if self.task.metric not in result and K.TRAIN_LOSS not in result:
             return
-        epoch = int(result.get(R.EPOCH, result.get("training_iteration", 0)))
+        epoch = int(result.get(K.EPOCH, result.get("training_iteration", 0)))
         row = {R.TRIAL: name, R.EPOCH: epoch}
-        for key in (R.TRAIN_LOSS, R.VAL_LOSS, R.VAL_IOU, R.LR):
+        for key in self.task.epoch_keys:
             row[key] = _float(result.get(key))
-        row[R.WALL_S] = _float(result.get(R.WALL_S, result.get("time_total_s")))
+        row[R.WALL_S] = _float(result.get(K.WALL_S, result.get("time_total_s")))
         self._epochs[(name, epoch)] = row
 
     def _record_final(self, name: str, result: dict[str, Any]) -> None:
-        final = {k: _finite(v) for k, v in result.items() if _is_final_metric(k)}
+        final = {k: _final(v) for k, v in result.items() if self.task.is_final_key(k)}
         if final:
             self._state[name].setdefault("final", {}).update(final)
-        per_image = result.get("per_image_iou")
+        per_image = result.get(K.PER_IMAGE_IOU)
         if isinstance(per_image, dict):
             self._images[name] = [
                 {R.TRIAL: name, R.SPLIT: split, R.IMAGE: image, R.IOU: _float(iou)}
@@ -217,7 +222,7 @@ class ResultsWriter(tune.Callback):
         try:
             _write(list(self._trials.values()), run / R.TRIALS_FILE, (R.TRIAL, R.STATUS))
             epochs = sorted(self._epochs.values(), key=lambda r: (r[R.TRIAL], r[R.EPOCH]))
-            _write(epochs, run / R.EPOCHS_FILE, R.EPOCH_COLUMNS)
+            _write(epochs, run / R.EPOCHS_FILE, (R.TRIAL, R.EPOCH, *self.task.epoch_keys))
             images = [r for rows in self._images.values() for r in rows]
             _write(images, run / R.PER_IMAGE_FILE, R.PER_IMAGE_COLUMNS)
         except StorageError as err:
@@ -231,22 +236,18 @@ def trial_name(trial: Any) -> str:
     return str(getattr(trial, "trial_name", None) or trial)
 
 
-def _is_final_metric(key: str) -> bool:
-    return key == R.TEST_IOU or key.startswith((R.TEST_IOU_PREFIX, R.CLASS_IOU_PREFIX))
-
-
 def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The epoch reports a restored trial sent along (a JSON array; docs/contracts.md)."""
     try:
-        earlier = json.loads(result.get("history") or "[]")
+        earlier = json.loads(result.get(K.HISTORY) or "[]")
     except (TypeError, ValueError):
         return []
     return [e for e in earlier if isinstance(e, dict)] if isinstance(earlier, list) else []
 
 
-def _best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    scored = [e for e in epochs if _finite(e.get(R.VAL_IOU)) is not None]
-    return max(scored, key=lambda e: (e[R.VAL_IOU], -e[R.EPOCH])) if scored else None
+def _best_epoch(epochs: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    scored = [e for e in epochs if _finite(e.get(metric)) is not None]
+    return max(scored, key=lambda e: (e[metric], -e[R.EPOCH])) if scored else None
 
 
 def _float(value: Any) -> float | None:
@@ -259,6 +260,11 @@ def _float(value: Any) -> float | None:
 def _finite(value: Any) -> float | None:
     value = _float(value)
     return value if value is not None and math.isfinite(value) else None
+
+
+def _final(value: Any) -> Any:
+    """A final metric as a finite float; strings (a zoo entry's name) as they are."""
+    return value if isinstance(value, str) else _finite(value)
 
 
 def _scalar(value: Any) -> Any:

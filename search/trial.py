@@ -1,36 +1,15 @@
-"""The function Ray runs for each trial: a feasibility check, then the trainable of the kind.
+"""The function Ray runs for each trial: skip it if our record has it finished, check its
+config with the task's feasibility check, then run the task's trainable.
 
-``kind`` is ``segmentation``, ``pretraining`` or ``module:function`` (a custom trainable that
-follows the reporting contract of docs/contracts.md). A configuration that cannot be built
-reports ``infeasible=True`` with its reason and returns, without training.
+A configuration that cannot be built reports ``infeasible=True`` with its reason and returns,
+without training (sampled points under Optuna reach here unchecked).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
-from core.errors import UserError
-
-TRAINABLES = {
-    "segmentation": "trainables.segmentation:segmentation_trainable",
-    "pretraining": "trainables.pretraining:pretraining_trainable",
-}
-
-
-def resolve_trainable(kind: str) -> Callable[..., Any]:
-    """The trainable function for ``kind``; a one-line error when it cannot be imported."""
-    target = TRAINABLES.get(kind, kind)
-    module_name, _, func_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UserError(f"kind {kind!r}: cannot import module {module_name!r} ({err})") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise UserError(f"kind {kind!r}: module {module_name!r} has no function {func_name!r}")
-    return func
+from core import keys as K
 
 
 def finished_before(run_dir: str | None, name: str) -> bool:
@@ -60,13 +39,13 @@ def run_trial(
     """Ray's entry point for one trial (bound with ``tune.with_parameters``)."""
     from ray import tune
 
-    from search.feasibility import checker_for
+    from trainables.task import get_task
 
     if finished_before(run_dir, tune.get_context().get_trial_name()):
         return  # finished before a driver crash: never trained twice
-
-    reason = checker_for(kind)(config)
+    task = get_task(kind)
+    reason = task.check(config)
     if reason:
-        tune.report({"infeasible": True, "error": reason})
+        tune.report({K.INFEASIBLE: True, K.ERROR: reason})
         return
-    resolve_trainable(kind)(config, data=data)
+    task.trainable()(config, data=data)

@@ -9,16 +9,17 @@ bce_weight: {uniform: [0.3, 0.9]} # distribution: uniform, loguniform, quniform,
 lr: {loguniform: [1.0e-5, 1.0e-3]}#   randint, qrandint, choice, randn
 ```
 
-:func:`parse_dimension` validates one entry; :meth:`Dimension.to_tune` maps it onto Ray Tune's
-search-space API (imported lazily: this module itself never needs ray).
+:func:`parse_dimension` validates one entry. Dimensions are plain data: ``search.tune_space``
+is the one module that maps them onto Ray Tune's search-space API.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from core.errors import closest
 
 
 class SpaceError(ValueError):
@@ -42,9 +43,6 @@ DISTRIBUTIONS: dict[str, tuple[int, ...]] = {
 class Fixed:
     value: Any
 
-    def to_tune(self) -> Any:
-        return self.value
-
 
 @dataclass(frozen=True)
 class Grid:
@@ -52,23 +50,11 @@ class Grid:
 
     values: tuple[Any, ...]
 
-    def to_tune(self) -> Any:
-        from ray import tune
-
-        return tune.choice(list(self.values))
-
 
 @dataclass(frozen=True)
 class Distribution:
     name: str
     args: tuple[Any, ...]
-
-    def to_tune(self) -> Any:
-        from ray import tune
-
-        if self.name == "choice":
-            return tune.choice(list(self.args))
-        return getattr(tune, self.name)(*self.args)
 
 
 Dimension = Fixed | Grid | Distribution
@@ -96,8 +82,8 @@ def _parse_distribution(key: str, raw: Mapping[str, Any]) -> Distribution:
         )
     ((name, args),) = raw.items()
     if name not in DISTRIBUTIONS:
-        close = difflib.get_close_matches(str(name), DISTRIBUTIONS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = closest(str(name), DISTRIBUTIONS, cutoff=0.6)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise SpaceError(
             f"space.{key}: unknown distribution '{name}'{hint} "
             f"(choose from: {', '.join(DISTRIBUTIONS)})"
@@ -139,17 +125,3 @@ def _check_numeric(key: str, name: str, args: tuple[Any, ...]) -> None:
 def parse_space(raw: Mapping[str, Any]) -> dict[str, Dimension]:
     """Every ``space:`` entry parsed, in file order."""
     return {str(k): parse_dimension(str(k), v) for k, v in raw.items()}
-
-
-def sample(dimension: Distribution | Grid, count: int, rng: Any) -> list[Any]:
-    """``count`` seeded draws through Ray's own samplers, as plain Python values."""
-    values = dimension.to_tune().sample(size=count, random_state=rng)
-    if hasattr(values, "tolist"):  # some of Ray's samplers return numpy arrays
-        values = values.tolist()
-    if count == 1 or not isinstance(values, list):
-        values = [values]
-    return [_plain(v) for v in values]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

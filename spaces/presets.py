@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
+
+from core.errors import closest
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -22,8 +23,8 @@ def preset_path(name: str) -> Path:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.is_file():
         choices = list_presets()
-        close = difflib.get_close_matches(name, choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        close = closest(name, choices, cutoff=0.6)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise ValueError(f"unknown preset '{name}'{hint} (choose from: {', '.join(choices)})")
     return path
 

@@ -151,7 +151,7 @@ def run_gpu_scenario(scenario: str, tmp: Path) -> None:
     """Run in a fresh process: Ray with fake GPUs, one or two nodes (see test_gpu_scheduling)."""
     import ray
 
-    from search.sweep import run_sweep
+    from search.launch import run_sweep
 
     fifo = {"name": "fifo", "max_epochs": 2}
     if scenario == "one-node":

@@ -16,7 +16,7 @@ def test_defaults_are_the_paper_protocol():
 
 def test_unknown_key_names_the_nearest_valid_key():
     with pytest.raises(
-        UserError, match="unknown trial config key 'bce_wieght'; did you mean 'bce_weight'"
+        UserError, match="unknown trial config key `bce_wieght`; did you mean `bce_weight`"
     ):
         SegmentationConfig.from_dict({"bce_wieght": 0.5})
 
@@ -34,10 +34,13 @@ def test_unknown_key_names_the_nearest_valid_key():
             {"eval_tile": 256, "eval_overlap": 128},
             r"`eval_overlap` must be in \[0, eval_tile / 2\)",
         ),
-        ({"precision": "bf61"}, r"unknown value for `precision` 'bf61'; did you mean 'bf16'"),
+        (
+            {"precision": "bf61"},
+            r"`precision` must be one of auto, fp32, bf16, fp16, but got 'bf61'; did you mean 'bf16'",
+        ),
         (
             {"augment": "superaloy"},
-            r"unknown augment preset 'superaloy'; did you mean 'superalloy'",
+            r"`augment` must be one of .*, but got 'superaloy'; did you mean 'superalloy'",
         ),
         ({"encoder": 18}, r"`encoder` must be a string, but got 18"),
     ],

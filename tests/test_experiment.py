@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from core.errors import UserError
-from search.experiment import Scheduler, apply_override, load_experiment, parse_experiment
+from search.experiment import SchedulerSettings, apply_override, load_experiment, parse_experiment
 from spaces.dimensions import Distribution, Fixed, Grid
 
 BASE = {
@@ -33,7 +33,7 @@ def test_parses_into_frozen_typed_experiment(tmp_path):
     assert isinstance(exp.space["encoder"], Grid)
     assert isinstance(exp.space["bce_weight"], Distribution)
     assert exp.space["lr"] == Fixed(2.0e-4)
-    assert exp.scheduler == Scheduler("asha", 20, 2, 3)
+    assert exp.scheduler == SchedulerSettings("asha", 20, 2, 3)
     assert exp.seeds == [0, 1]
     assert exp.data.root == tmp_path.resolve()  # relative to the file's folder
     with pytest.raises(AttributeError):

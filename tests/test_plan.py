@@ -9,7 +9,8 @@ from analysis import results as R
 from core import storage
 from search.cli import main
 from search.experiment import load_experiment
-from search.plan import asha_trial_epochs, expand_points, make_plan
+from search.plan import make_plan
+from search.strategies import get_scheduler, get_searcher
 from spaces.presets import preset_path
 
 SMALL = {
@@ -35,13 +36,9 @@ def small(tmp_path):
     return path
 
 
-def no_check(point):
-    return None
-
-
 def test_small_space_counts_by_hand(small):
     exp = load_experiment(small)
-    plan = make_plan(exp, checker=no_check)
+    plan = make_plan(exp, feasibility=False)
     assert plan.trials == 2 * 3 * 2 * 2  # encoders x decoders x inits x repeats
     assert plan.fifo_epochs == 24 * 27
     # rungs 3, 9 (27 is max): 24 trials x 3 + 8 x (9-3) + 3 x (27-9)
@@ -67,9 +64,9 @@ def test_infeasible_pairs_are_dropped_and_each_listed_once(small):
 
 
 def test_grid_order_is_shuffled_with_the_search_seed(small):
-    a = expand_points(load_experiment(small))
-    b = expand_points(load_experiment(small))
-    c = expand_points(load_experiment(small, overrides=["search.seed=8"]))
+    a = get_searcher("grid").points(load_experiment(small))
+    b = get_searcher("grid").points(load_experiment(small))
+    c = get_searcher("grid").points(load_experiment(small, overrides=["search.seed=8"]))
     assert a == b
     assert [p["decoder"] for p in a] != [p["decoder"] for p in c]
     assert sorted(map(repr, a)) != sorted(map(repr, c))  # the draws follow the seed too
@@ -77,7 +74,7 @@ def test_grid_order_is_shuffled_with_the_search_seed(small):
 
 def test_paper_preset_hand_count():
     exp = load_experiment(preset_path("paper"))
-    plan = make_plan(exp, checker=no_check)
+    plan = make_plan(exp, feasibility=False)
     assert plan.trials == 36 * 7 * 4  # 1008
     assert plan.fifo_epochs == 1008 * 1000
 
@@ -98,14 +95,14 @@ def test_paper_preset_hand_count_of_infeasible_combinations():
 
 def test_asha_epochs_for_one_trial_is_a_full_run(small):
     exp = load_experiment(small)
-    assert asha_trial_epochs(1, exp) == 27
+    assert get_scheduler("asha").trial_epochs(1, exp.scheduler) == 27
 
 
 def test_estimate_from_previous_runs_epochs(small, tmp_path):
     exp = load_experiment(small)
     rows = [{R.TRIAL: f"t{t}", R.EPOCH: e, R.WALL_S: 2.0 * e} for t in range(3) for e in (1, 2, 3)]
     storage.write_parquet(exp.run_dir / R.EPOCHS_FILE, pa.Table.from_pandas(pd.DataFrame(rows)))
-    plan = make_plan(exp, checker=no_check, slots=2)
+    plan = make_plan(exp, feasibility=False, slots=2)
     assert plan.estimate_s == pytest.approx(2.0 * plan.asha_epochs / 2)
 
 
@@ -126,8 +123,7 @@ def test_dry_run_of_bad_file_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_pair_answers_are_cached_on_disk_by_library_versions(tmp_path, monkeypatch):
-    from search import feasibility
-    from trainables import models
+    from trainables import feasibility, models
 
     monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path))
     feasibility._disk_pairs.cache_clear()
@@ -152,7 +148,7 @@ def test_pair_answers_are_cached_on_disk_by_library_versions(tmp_path, monkeypat
 
 @pytest.mark.parametrize("content", ["{not json", '{"versions": "smp 0.0.1", "pairs": {}}'])
 def test_a_corrupt_or_foreign_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, content):
-    from search import feasibility
+    from trainables import feasibility
 
     monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path))
     (tmp_path / feasibility.CACHE_FILE).write_text(
@@ -166,7 +162,7 @@ def test_a_corrupt_or_foreign_cache_is_ignored_and_rewritten(tmp_path, monkeypat
 
 
 def test_dry_run_shows_progress_of_pair_checks(small, capsys, monkeypatch, tmp_path):
-    from search import feasibility
+    from trainables import feasibility
 
     monkeypatch.setenv("MICROSWEEP_CACHE", str(tmp_path / "fresh"))
     feasibility._disk_pairs.cache_clear()

@@ -10,14 +10,10 @@ import torch
 
 from core.errors import DataError, UserError
 from trainables import checkpoint as ckpt
+from trainables.classify import topk_correct
 from trainables.classify_data import load_image_folder
 from trainables.models import create_model, encoder_state_dict
-from trainables.pretraining import (
-    PretrainConfig,
-    PretrainTrial,
-    run_pretraining,
-    topk_correct,
-)
+from trainables.pretraining import PretrainConfig, PretrainTrial, run_pretraining
 from trainables.runtime import Runtime
 from trainables.zoo import load_zoo_weights
 
@@ -61,8 +57,8 @@ def test_unreadable_image_is_named(tmp_path: Path, folder: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"epocs": 3}, "unknown pretraining key 'epocs'"),
-        ({"lr": "0.1"}, "`lr` must be float"),
+        ({"epocs": 3}, "unknown pretraining key `epocs`"),
+        ({"lr": "fast"}, "`lr` must be a number"),
         ({"size": 50}, "multiple of 32"),
         ({"encoder": "resnet81"}, "did you mean 'resnet18'"),
         ({"zoo_name": "x"}, "`zoo_dir` and `zoo_name` go together"),

@@ -191,7 +191,7 @@ def test_cli_report(runs, tmp_path, capsys):
 def test_report_of_a_real_sweep(tmp_path, ray_local, capsys):
     """A tiny real sweep (Ray Tune, our results writer, a toy trainable that follows the
     reporting contract), then `microsweep report`: the files exist and agree with the Parquet."""
-    sweep = pytest.importorskip("search.sweep")
+    sweep = pytest.importorskip("search.launch")
     from search.experiment import parse_experiment
 
     raw = {

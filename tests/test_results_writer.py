@@ -13,12 +13,14 @@ import pytest
 from analysis import results as R
 from core.errors import StorageError
 from search.results_writer import ResultsWriter
+from trainables.task import get_task
 
 
 def writer_for(run_dir) -> ResultsWriter:
     return ResultsWriter(
         run_dir=str(run_dir), run_info={"experiment": "x", "dataset": "d"}, factors=["decoder"],
         infeasible=[], resources=lambda config: {"cpu": 1, "gpu": 0}, min_interval_s=0.0,
+        task=get_task("segmentation"),
     )  # fmt: skip
 
 

@@ -4,13 +4,13 @@ import segmentation_models_pytorch as smp
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from search.experiment import load_experiment
+from search.tune_space import sample, to_tune
 from spaces.dimensions import (
     Distribution,
     Fixed,
     Grid,
     SpaceError,
     parse_dimension,
-    sample,
 )
 from spaces.presets import list_presets, preset_path
 
@@ -35,7 +35,7 @@ def test_value_list_and_distribution_are_told_apart():
     ],
 )
 def test_dimensions_map_onto_ray_tune_domains(raw, kind, check):
-    domain = parse_dimension("k", raw).to_tune()
+    domain = to_tune(parse_dimension("k", raw))
     assert isinstance(domain, kind)
     assert check(domain)
 

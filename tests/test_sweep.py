@@ -10,7 +10,7 @@ import yaml
 
 from analysis import results as R
 from search.experiment import load_experiment
-from search.sweep import run_sweep
+from search.launch import run_sweep
 
 # Ray's workers must import tests.sweep_helpers: they inherit this before the runtime starts.
 REPO = Path(__file__).resolve().parents[1]

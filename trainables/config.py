@@ -1,8 +1,9 @@
 """The typed configuration of one segmentation trial, built once from Ray's config dict.
 
-Every value a trial reads is a field here; :meth:`SegmentationConfig.from_dict` rejects
-unknown keys (answering with the nearest valid key) and out-of-range values with one-line
-messages naming the key, the rule and the value received. Inside the trainable the frozen
+Every value a trial reads is a field here; :meth:`SegmentationConfig.from_dict` (see
+:mod:`trainables.typed_config`) rejects unknown keys (answering with the nearest valid key) and
+out-of-range values with one-line messages naming the key, the rule and the value received.
+The sweep builds it for every planned trial before Ray starts; inside the trainable the frozen
 object is trusted.
 
 Example::
@@ -12,22 +13,18 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from core.errors import UserError, unknown_name
+from core.errors import ConfigError, closest
+from trainables.typed_config import TypedConfig, in_range, multiple_of, positive
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ChannelsLast = Literal["auto", "true", "false"]
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
-CHANNELS_LAST: tuple[str, ...] = ("auto", "true", "false")
-
 
 @dataclass(frozen=True)
-class SegmentationConfig:
+class SegmentationConfig(TypedConfig):
     """One segmentation trial: model, loss, optimiser schedule, data sampling, runtime."""
 
     encoder: str = "resnet18"
@@ -54,46 +51,24 @@ class SegmentationConfig:
     zoo_dir: str | None = None
     cache_dir: str | None = None
 
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> SegmentationConfig:
-        """Validate ``config`` (Ray's trial config) and build the frozen config."""
-        names = [f.name for f in fields(cls)]
-        for key in config:
-            if key not in names:
-                raise unknown_name("trial config key", str(key), names)
-        values = {f.name: _coerce(f, config[f.name]) for f in fields(cls) if f.name in config}
-        cfg = cls(**values)
-        cfg._validate()
-        return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def _validate(self) -> None:
-        _in_range("bce_weight", self.bce_weight, 0.0, 1.0)
-        _in_range("random_resize", self.random_resize, 0.0, 0.9)
-        for name in ("lr", "lr_final"):
-            _positive(name, getattr(self, name))
-        for name in ("batch_size", "crop", "max_epochs", "patience", "samples_per_epoch"):
-            _positive(name, getattr(self, name))
-        for name in ("eval_tile", "eval_batch", "checkpoints_to_keep", "checkpoint_every"):
-            _positive(name, getattr(self, name))
+    def validate(self) -> None:
+        in_range(self, "bce_weight", 0.0, 1.0)
+        in_range(self, "random_resize", 0.0, 0.9)
+        positive(self, "lr", "lr_final", "batch_size", "crop", "max_epochs", "patience")
+        positive(self, "samples_per_epoch", "eval_tile", "eval_batch")
+        positive(self, "checkpoints_to_keep", "checkpoint_every")
         if self.eval_overlap < 0 or self.eval_overlap * 2 >= self.eval_tile:
-            raise UserError(
-                f"`eval_overlap` must be in [0, eval_tile / 2), "
-                f"but got {self.eval_overlap} with eval_tile={self.eval_tile}"
+            raise ConfigError(
+                "eval_overlap",
+                f"must be in [0, eval_tile / 2), but got {self.eval_overlap} "
+                f"with eval_tile={self.eval_tile}",
             )
-        for name in ("crop", "eval_tile"):
-            if getattr(self, name) % 32:
-                value = getattr(self, name)
-                raise UserError(f"`{name}` must be a multiple of 32, but got {value}")
+        multiple_of(self, 32, "crop", "eval_tile")
         if self.samples_per_epoch < self.batch_size:
-            raise UserError(
-                f"`samples_per_epoch` must be >= `batch_size`, "
-                f"but got {self.samples_per_epoch} < {self.batch_size}"
+            raise ConfigError(
+                "samples_per_epoch",
+                f"must be >= `batch_size`, but got {self.samples_per_epoch} < {self.batch_size}",
             )
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("channels_last", self.channels_last, CHANNELS_LAST)
         _check_augment(self.augment)
 
 
@@ -101,40 +76,8 @@ def _check_augment(name: str) -> None:
     from trainables.augment import list_presets  # late: albumentations is slow to import
 
     if name not in list_presets():
-        raise unknown_name("augment preset", name, list_presets())
-
-
-def _coerce(field: dataclasses.Field, value: Any) -> Any:
-    """Accept what YAML and Ray produce (ints for floats, bools for flags); refuse the rest."""
-    kind = str(field.type)
-    name = field.name
-    if value is None and "None" in kind:
-        return None
-    if kind.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UserError(f"`{name}` must be a number, but got {value!r}")
-        return float(value)
-    if kind.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"`{name}` must be an integer, but got {value!r}")
-        return value
-    if name == "channels_last" and isinstance(value, bool):
-        return "true" if value else "false"
-    if not isinstance(value, str):
-        raise UserError(f"`{name}` must be a string, but got {value!r}")
-    return value
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise UserError(f"`{name}` must be > 0, but got {value}")
-
-
-def _in_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise UserError(f"`{name}` must be in [{low}, {high}], but got {value}")
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise unknown_name(f"value for `{name}`", value, choices)
+        close = closest(name, list_presets())
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise ConfigError(
+            "augment", f"must be one of {', '.join(list_presets())}, but got {name!r}{hint}"
+        )

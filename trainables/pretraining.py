@@ -15,35 +15,43 @@ Example (Ray)::
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import albumentations as A
-import cv2
 import numpy as np
-import segmentation_models_pytorch as smp
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from core.errors import UserError, unknown_name
+from core import keys as K
+from core.errors import ConfigError, UserError
 from trainables import checkpoint as ckpt
-from trainables.classify_data import ClassificationData, ClassifySplit
+from trainables.classify import (
+    ClassificationLoss,
+    Classifier,
+    ImageDataset,
+    eval_transform,
+    evaluate,
+    train_augmentation,
+)
+from trainables.classify_data import ClassificationData
 from trainables.inits import apply_init
-from trainables.loop import check_finite
+from trainables.loop import train_one_epoch
 from trainables.models import validate_encoder
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
+from trainables.task import TASKS, Task
+from trainables.typed_config import TypedConfig, positive
 from trainables.zoo import export_encoder, load_zoo, validate_zoo_name
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(TypedConfig):
     """One pretraining trial; built once from Ray's dict by :meth:`from_dict`."""
+
+    WHAT = "pretraining key"
 
     encoder: str = "resnet18"
     init: str = "none"
@@ -61,144 +69,26 @@ class PretrainConfig:
     size: int = 64
     samples_per_epoch: int = 0  # 0: one pass over the training images
     seed: int = 0
-    precision: str = "auto"
-    channels_last: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: Literal["auto", "true", "false"] = "auto"
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
 
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> PretrainConfig:
-        """Typed config; unknown keys and out-of-range values get one-line errors."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for key in config:
-            if key not in known:
-                raise unknown_name("pretraining key", key, known)
-        values = {k: _coerce(k, v, type(getattr(cls, k))) for k, v in config.items()}
-        cfg = cls(**values)
-        cfg._check()
-        return cfg
-
-    def _check(self) -> None:
-        positive = ("max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
-        for key in (*positive, "checkpoint_every"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"`{key}` must be > 0, but got {getattr(self, key)}")
-        if not 0 <= self.momentum < 1 or self.weight_decay < 0 or not 0 < self.lr_gamma <= 1:
-            raise UserError("need 0 <= momentum < 1, weight_decay >= 0 and 0 < lr_gamma <= 1")
+    def validate(self) -> None:
+        positive(self, "max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
+        positive(self, "checkpoint_every")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("momentum", f"must be in [0, 1), but got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"must be >= 0, but got {self.weight_decay}")
+        if not 0 < self.lr_gamma <= 1:
+            raise ConfigError("lr_gamma", f"must be in (0, 1], but got {self.lr_gamma}")
         if self.size % 32:
-            raise UserError(f"`size` must be a multiple of 32, but got {self.size}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise unknown_name("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
-        if self.channels_last not in ("auto", "true", "false"):
-            raise unknown_name("channels_last", self.channels_last, ("auto", "true", "false"))
+            raise ConfigError("size", f"must be a multiple of 32, but got {self.size}")
         validate_encoder(self.encoder)
         if bool(self.zoo_dir) != bool(self.zoo_name):
             raise UserError("`zoo_dir` and `zoo_name` go together: set both or neither")
         if self.zoo_name:
             validate_zoo_name(self.zoo_name)
-
-
-def _coerce(key: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and isinstance(value, Path):
-        return str(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise UserError(f"`{key}` must be {kind.__name__}, but got {value!r}")
-    return value
-
-
-class Classifier(nn.Module):
-    """smp encoder -> global average pooling -> linear head; ``.encoder`` as in smp models."""
-
-    def __init__(self, encoder: str, num_classes: int) -> None:
-        super().__init__()
-        self.encoder = smp.encoders.get_encoder(validate_encoder(encoder), weights=None)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(self.encoder.out_channels[-1], num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.encoder(x)[-1]).flatten(1))
-
-
-def train_augmentation(size: int) -> A.Compose:
-    """Random resized crop, flips, rotation, photometric changes and noise."""
-    return A.Compose(
-        [
-            A.RandomResizedCrop(size=(size, size), scale=(0.2, 1.0), interpolation=cv2.INTER_AREA),
-            A.HorizontalFlip(),
-            A.VerticalFlip(),
-            A.RandomRotate90(),
-            A.Rotate(limit=15, border_mode=cv2.BORDER_REFLECT_101, p=0.3),
-            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
-            A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
-        ]
-    )
-
-
-def eval_transform(size: int) -> A.Compose:
-    return A.Compose([A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)])
-
-
-class ImageDataset(Dataset):
-    """Augmented images of a split; sample ``i`` of an epoch depends only on (seed, i)."""
-
-    def __init__(self, split: ClassifySplit, augment: A.Compose, *, seed: int, length: int = 0):
-        self.split, self.augment, self.seed = split, augment, seed
-        self.length = length or len(split.images)
-        order = np.random.default_rng(seed).permutation(max(self.length, len(split.images)))
-        self.order = order % len(split.images)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        k = int(self.order[index])
-        self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
-        image = self.augment(image=self.split.images[k])["image"]
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
-            self.split.labels[k]
-        )
-
-
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
-    """How many rows have their label among the ``k`` highest logits."""
-    k = min(k, logits.shape[1])
-    return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
-
-
-def train_epoch(
-    model: nn.Module, loader: DataLoader, opt: torch.optim.Optimizer, rt: Runtime
-) -> float:
-    """Mean cross-entropy over one epoch of SGD steps."""
-    model.train()
-    total, n = 0.0, 0
-    for images, labels in loader:
-        with rt.autocast():
-            logits = model(rt.prepare(images))
-        loss = nn.functional.cross_entropy(logits.float(), labels.to(rt.device))
-        value = check_finite("train_loss", float(loss.detach()))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total, n = total + value * len(labels), n + len(labels)
-    return total / max(n, 1)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime) -> tuple[float, float, float]:
-    """(mean loss, top-1, top-5) over a loader."""
-    model.eval()
-    loss, top1, top5, n = 0.0, 0, 0, 0
-    for images, labels in loader:
-        with rt.autocast():
-            logits = model(rt.prepare(images)).float()
-        labels = labels.to(rt.device)
-        loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-        top1 += topk_correct(logits, labels, 1)
-        top5 += topk_correct(logits, labels, 5)
-        n += len(labels)
-    return check_finite("val_loss", loss / n), top1 / n, top5 / n
 
 
 class PretrainTrial:
@@ -216,7 +106,9 @@ class PretrainTrial:
             self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, gamma=cfg.lr_gamma)
+        self.loss_fn = ClassificationLoss()
         self.epoch, self.best_epoch, self.best = 0, 0, (-1.0, 0.0)  # (top1, top5)
+        self.wall_s = 0.0
         self.best_model: dict[str, torch.Tensor] | None = None
         self.last_result: dict[str, Any] | None = None  # set by restore
         self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
@@ -240,21 +132,22 @@ class PretrainTrial:
         )
         loader = DataLoader(train, batch_size=cfg.batch_size, drop_last=len(train) > cfg.batch_size)
         lr = self.opt.param_groups[0]["lr"]
-        train_loss = train_epoch(self.model, loader, self.opt, self.rt)
+        train_loss = train_one_epoch(self.model, loader, self.loss_fn, self.opt, self.rt)
         self.sched.step()
         val_loss, top1, top5 = evaluate(self.model, self.val_loader, self.rt)
         self.epoch += 1
         if top1 > self.best[0]:
             self.best, self.best_epoch = (top1, top5), self.epoch
             self.best_model = _clone(self.model.state_dict())
+        self.wall_s += time.perf_counter() - t0
         return {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_top1": top1,
-            "val_top5": top5,
-            "lr": lr,
-            "wall_s": time.perf_counter() - t0,
+            K.EPOCH: self.epoch,
+            K.TRAIN_LOSS: train_loss,
+            K.VAL_LOSS: val_loss,
+            K.VAL_TOP1: top1,
+            K.VAL_TOP5: top5,
+            K.LR: lr,
+            K.WALL_S: self.wall_s,  # cumulative, as segmentation reports it
         }
 
     def best_encoder(self) -> dict[str, torch.Tensor]:
@@ -274,7 +167,7 @@ class PretrainTrial:
             },
             best_model=self.best_model,
             rng=ckpt.rng_state(),
-            extra={"config": dataclasses.asdict(self.cfg)},
+            extra={"config": self.cfg.to_dict(), K.WALL_S: self.wall_s},
         )
 
     def restore(self, state: ckpt.TrialState) -> None:
@@ -285,7 +178,8 @@ class PretrainTrial:
         self.best = (float(state.schedule["best_top1"]), float(state.schedule["best_top5"]))
         self.best_model = state.best_model
         self.last_result = state.extra.get("result")
-        self.history = list(state.extra.get("history", []))
+        self.history = list(state.extra.get(K.HISTORY, []))
+        self.wall_s = float(state.extra.get(K.WALL_S, 0.0))
         ckpt.set_rng_state(state.rng)
 
     def export(self) -> str:
@@ -324,9 +218,9 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
     """Epochs until early stopping or ``max_epochs``; the last report names the zoo entry."""
 
     def final(folder: Path) -> dict[str, Any]:
-        result = {"done": True, "best_epoch": trial.best_epoch, "best_val_top1": trial.best[0]}
+        result = {K.DONE: True, K.BEST_EPOCH: trial.best_epoch, K.BEST_VAL_TOP1: trial.best[0]}
         if trial.cfg.zoo_name:
-            result["zoo_entry"] = trial.export()
+            result[K.ZOO_ENTRY] = trial.export()
         return result
 
     run_epochs(trial, report, final=final, name="pretrain", every=trial.cfg.checkpoint_every)
@@ -351,9 +245,47 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
         if checkpoint is None:
             check_zoo_name_free(cfg)
     except UserError as err:
-        ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trial.restore(ckpt.load(Path(folder)))
     run_pretraining(trial, ray_report)
+
+
+class PretrainingTask(Task):
+    """Encoder pretraining by classification on an image folder, exported to an encoder zoo."""
+
+    name = "pretraining"
+    metric = K.VAL_TOP1
+    best_key = K.BEST_VAL_TOP1
+    epoch_keys = (K.TRAIN_LOSS, K.VAL_LOSS, K.VAL_TOP1, K.VAL_TOP5, K.LR, K.WALL_S)
+    final_prefixes = (K.BEST_VAL_TOP1, K.ZOO_ENTRY)
+    config_type = PretrainConfig
+
+    def check(self, config: Mapping[str, Any]) -> str | None:
+        return None
+
+    def parse_data(self, raw: Any, *, base_dir: Path) -> Path:
+        if not isinstance(raw, Mapping) or set(raw) - {"root"} or "root" not in raw:
+            raise UserError(
+                f"`data` for pretraining must be {{root: IMAGE_FOLDER}}, but got {raw!r}"
+            )
+        root = (base_dir / Path(str(raw["root"])).expanduser()).resolve()
+        if not root.is_dir():
+            raise UserError(f"`data.root`: folder '{root}' not found")
+        return root
+
+    def load_data(self, spec: Path, *, train: Mapping[str, Any]) -> ClassificationData:
+        from trainables.classify_data import load_image_folder
+
+        return load_image_folder(spec)
+
+    def data_info(self, data: ClassificationData) -> dict[str, Any]:
+        return {"dataset": data.label, "classes": list(data.classes), "test_splits": []}
+
+    def trainable(self) -> Callable[..., None]:
+        return pretraining_trainable
+
+
+TASKS.add(PretrainingTask.name, PretrainingTask())

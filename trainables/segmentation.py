@@ -14,6 +14,7 @@ Reported keys follow docs/contracts.md ("What trainables report").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core import keys as K
 from core.errors import UserError
 from trainables import checkpoint as ckpt
-from trainables import metrics
+from trainables import feasibility, metrics
 from trainables.augment import create_augmentation
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
@@ -41,9 +43,9 @@ from trainables.loop import (
 from trainables.losses import SegmentationLoss
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
+from trainables.task import TASKS, Progress, Task, get_task, import_function
 
-PREDICTIONS_DIR = "predictions"
-# report(metrics, checkpoint_dir or None)
+PREDICTIONS_DIR = K.PREDICTIONS_DIR
 
 
 class SegmentationTrial:
@@ -104,7 +106,7 @@ class SegmentationTrial:
         self.best_model = state.best_model
         self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
         self.last_result = state.extra.get("result")
-        self.history = list(state.extra.get("history", []))
+        self.history = list(state.extra.get(K.HISTORY, []))
         ckpt.set_rng_state(state.rng)
 
     @property
@@ -155,12 +157,12 @@ class SegmentationTrial:
             self.best_model = previous_best
         self.wall_s += t2 - t0
         return {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "val_loss": val.loss,
-            "val_iou": val.iou,
-            "lr": lr,
-            "wall_s": self.wall_s,
+            K.EPOCH: self.epoch,
+            K.TRAIN_LOSS: train_loss,
+            K.VAL_LOSS: val.loss,
+            K.VAL_IOU: val.iou,
+            K.LR: lr,
+            K.WALL_S: self.wall_s,
             "time_train_s": t1 - t0,
             "time_eval_s": t2 - t1,
         }
@@ -170,20 +172,20 @@ class SegmentationTrial:
         """Evaluate the best-val model on every test split; write predicted masks as PNG."""
         self.model.load_state_dict(self.best_weights())
         out: dict[str, Any] = {
-            "done": True,
-            "best_epoch": self.schedule.best_epoch,
-            "best_val_iou": self.schedule.best_iou,
+            K.DONE: True,
+            K.BEST_EPOCH: self.schedule.best_epoch,
+            K.BEST_VAL_IOU: self.schedule.best_iou,
         }
         per_image: dict[str, dict[str, float]] = {}
         for name in self.data.test_splits:
             result = self.evaluate(self.data.splits[name], keep_predictions=True)
-            out[f"test_iou:{name}"] = result.iou
+            out[K.test_iou_key(name)] = result.iou
             out.update(self._class_iou(name, result.counts))
             per_image[name] = result.per_image_iou
             write_predictions(folder / PREDICTIONS_DIR / name, result.predictions)
-        if "test_iou:test" in out:
-            out["test_iou"] = out["test_iou:test"]
-        out["per_image_iou"] = per_image
+        if K.test_iou_key("test") in out:
+            out[K.TEST_IOU] = out[K.test_iou_key("test")]
+        out[K.PER_IMAGE_IOU] = per_image
         return out
 
     def best_weights(self) -> dict[str, torch.Tensor]:
@@ -192,7 +194,7 @@ class SegmentationTrial:
     def _class_iou(self, split: str, counts: metrics.IoUCounts) -> dict[str, float]:
         values = metrics.class_iou(counts)
         return {
-            f"class_iou:{split}:{cls}": float(v)
+            K.class_iou_key(split, cls): float(v)
             for cls, v in zip(self.data.classes, values, strict=True)
             if not np.isnan(v)  # class absent from prediction and truth: no figure
         }
@@ -225,7 +227,7 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     try:
         cfg = SegmentationConfig.from_dict(config)
     except UserError as err:
-        ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return
     cpus, use_cuda = ray_resources()
     torch.set_num_threads(cpus)
@@ -233,10 +235,90 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     try:
         trial = SegmentationTrial(cfg, data, runtime)
     except UserError as err:
-        ray_report({"infeasible": True, "error": str(err)}, None)
+        ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             trial.restore(ckpt.load(Path(folder)))
     run_trial(trial, ray_report)
+
+
+class SegmentationTask(Task):
+    """Semantic segmentation of micrographs: smp models on a ``data:`` dataset block."""
+
+    name = "segmentation"
+    metric = K.VAL_IOU
+    best_key = K.BEST_VAL_IOU
+    epoch_keys = (K.TRAIN_LOSS, K.VAL_LOSS, K.VAL_IOU, K.LR, K.WALL_S)
+    final_prefixes = (K.TEST_IOU, K.TEST_IOU_PREFIX, K.CLASS_IOU_PREFIX)
+    config_type = SegmentationConfig
+
+    def precheck(self, points: Sequence[Mapping[str, Any]], progress: Progress | None) -> None:
+        feasibility.check_pairs(feasibility.model_pairs(points), progress=progress)
+
+    def check(self, config: Mapping[str, Any]) -> str | None:
+        return feasibility.segmentation_reason(config)
+
+    def parse_data(self, raw: Any, *, base_dir: Path) -> Any:
+        from trainables.data.spec import DataSpec
+
+        return DataSpec.from_mapping(raw, base_dir=base_dir)
+
+    def load_data(self, spec: Any, *, train: Mapping[str, Any]) -> Any:
+        from trainables.data.dataset import load_dataset
+
+        crop = train.get("crop")  # training images must fit a fixed crop
+        return load_dataset(spec, crop=crop if isinstance(crop, int) else None)
+
+    def data_info(self, data: SegmentationData) -> dict[str, Any]:
+        return {
+            "dataset": data.label,
+            "classes": list(data.classes),
+            "test_splits": list(data.test_splits),
+        }
+
+    def prepare_run(self, data: SegmentationData, run_dir: Any) -> None:
+        write_truth_masks(data, run_dir)
+
+    def trainable(self) -> Callable[..., None]:
+        return segmentation_trainable
+
+
+class CustomTask(SegmentationTask):
+    """``kind: package.module:function``: a trainable of the user's on segmentation data."""
+
+    config_type = None
+    needs_data = False
+
+    def __init__(self, target: str) -> None:
+        self.name = target  # type: ignore[misc]
+
+    def __reduce__(self) -> tuple[Any, ...]:  # travels to workers by name
+        return (get_task, (self.name,))
+
+    def trainable(self) -> Callable[..., None]:
+        return import_function(self.name)
+
+
+def write_truth_masks(data: SegmentationData, run_dir: Any) -> None:
+    """Ground truth of the test splits as index PNGs (``RUN/truth/{split}/{image}.png``).
+
+    Reports draw accuracy maps from these and the predictions in each trial's checkpoint,
+    without decoding the dataset again (``analysis`` never imports ``trainables``).
+    """
+    import io
+
+    from core.storage import Location, write_bytes
+
+    run = Location.parse(run_dir)
+    for split in data.test_splits:
+        for name, mask in zip(data.splits[split].names, data.splits[split].masks, strict=True):
+            path = run / K.TRUTH_DIR / split / f"{name}.png"
+            if not path.exists():
+                buf = io.BytesIO()
+                Image.fromarray(mask).save(buf, format="PNG")
+                write_bytes(path, buf.getvalue())
+
+
+TASKS.add(SegmentationTask.name, SegmentationTask())

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError, unknown_name
+from core.yamlio import load_yaml
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +74,7 @@ def _classes_arg(text: str | None) -> object:
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError:
         raise UserError(f"--classes: cannot parse {text!r} as a YAML mapping") from None
 

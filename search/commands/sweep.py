@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.storage import Location
 
+EXIT_NOTHING = 2  # a plan in which no trial can train
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -50,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
 
     exp = load_experiment(experiment_path(args.file), overrides=args.overrides)
     if args.dry_run:
-        print(format_plan(make_plan(exp, progress=pair_progress)))
-        return 0
-    from search.sweep import run_sweep
+        plan = make_plan(exp, progress=pair_progress)  # every trial config checked
+        print(format_plan(plan))
+        return 0 if plan.trials else EXIT_NOTHING
+    from search.launch import run_sweep
 
+    # a sweep in which no trial trained raises NothingTrained: one line, exit code 2
     result = run_sweep(exp, address=args.address, resume=args.resume, progress=pair_progress)
     print(format_summary(result))
     return 0

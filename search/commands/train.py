@@ -1,7 +1,8 @@
 """``microsweep train --data DATA --encoder E --decoder D [...]``: one segmentation trial.
 
-The trial runs under a local Ray Tuner with the same trainable, checkpoints and reports as a
-sweep trial; progress is printed once per epoch, then the best val IoU and the test IoU.
+The trial is a one-trial experiment run by the launcher (search.one_trial): the same checks,
+trainable, checkpoints and run folder (``--out``: run.json, trials/epochs.parquet) as a sweep
+trial; progress is printed once per epoch, then the best val IoU and the test IoU.
 
 Example::
 
@@ -13,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from analysis import results as R
 from core.errors import UserError
+from core.yamlio import load_yaml
 
 # command-line flag -> trial config key
 FLAGS: dict[str, tuple[str, type, str]] = {
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="any other trial config key, e.g. --set eval_tile=512 (repeatable)",
     )  # fmt: skip
     p.add_argument("--cpus", type=int, help="CPUs for the trial (default: all)")
-    p.add_argument("--out", default="runs/train", help="folder for Ray's trial and checkpoints")
+    p.add_argument("--out", default="runs/train", help="run folder (replaced if it exists)")
     p.set_defaults(func=run)
 
 
@@ -66,98 +66,44 @@ def trial_config(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, but got {item!r}")
-        config[key.strip()] = yaml.safe_load(value)
+        config[key.strip()] = load_yaml(value)
     for flag, (key, _, _) in FLAGS.items():
         value = getattr(args, flag)
         if value is not None:
             config[key] = value
-    from trainables.config import SegmentationConfig
-    from trainables.models import check_feasible
-
-    cfg = SegmentationConfig.from_dict(config)  # fail here, before Ray starts
-    reason = check_feasible(cfg.decoder, cfg.encoder)
-    if reason:
-        raise UserError(f"{cfg.decoder} with encoder {cfg.encoder!r} is infeasible: {reason}")
     return config
 
 
+def data_block(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The ``data:`` block and the folder its relative paths start from."""
+    from trainables.data.spec import data_mapping
+
+    return data_mapping(Path(args.data), classes=args.classes, split_file=args.split_file)
+
+
 def run(args: argparse.Namespace) -> int:
-    from trainables.data.dataset import load_dataset
-    from trainables.data.spec import load_data_spec
+    from search.one_trial import final_checkpoint, one_trial_experiment, run_one_trial
 
-    config = trial_config(args)
-    spec = load_data_spec(Path(args.data), classes=args.classes, split_file=args.split_file)
-    data = load_dataset(spec, crop=config.get("crop"))
+    data, base_dir = data_block(args)
     cpus = args.cpus or os.cpu_count() or 1
-    names = {k: len(s) for k, s in data.splits.items()}
-    print(f"data: {data.label} classes {list(data.classes)} images {names}", flush=True)
-    result = train(data, config, out=Path(args.out), cpus=cpus)
-    return summarise(result.metrics, result.checkpoint)
-
-
-def train(data: Any, config: dict[str, Any], *, out: Path, cpus: int) -> Any:
-    """Run one trial under a local Tuner; returns Ray's ``Result`` of it."""
-    import ray
-    from ray import tune
-
-    from trainables.segmentation import segmentation_trainable
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our per-epoch lines instead of tables
-    if not ray.is_initialized():
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    trainable = tune.with_resources(
-        tune.with_parameters(segmentation_trainable, data=data), {"cpu": cpus}
-    )
-    keep = int(config.get("checkpoints_to_keep", 2))
-    tuner = tune.Tuner(
-        trainable,
-        param_space=config,
-        run_config=tune.RunConfig(
-            storage_path=str(out.resolve()),
-            name="train",
-            callbacks=[_progress_callback()],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
-            verbose=0,
-        ),
-    )
-    results = tuner.fit()
-    return results[0]
-
-
-def summarise(metrics: dict[str, Any], checkpoint: Any) -> int:
-    if metrics.get("infeasible"):
-        raise UserError(metrics.get("error", "the model cannot be built"))
-    if metrics.get("diverged"):
-        print(f"diverged at epoch {metrics['epoch']}: {metrics['error']}", file=sys.stderr)
-        return 1
-    print(f"best val IoU {metrics['best_val_iou']:.4f} (epoch {metrics['best_epoch']})")
-    for key, value in sorted(metrics.items()):
-        if key.startswith("test_iou:"):
-            print(f"{key.removeprefix('test_iou:')} IoU {value:.4f}")
-    if checkpoint is not None:
-        print(f"checkpoint: {checkpoint.path}")
+    exp = one_trial_experiment(
+        "segmentation", trial_config(args), data=data, run_dir=Path(args.out), cpus=cpus,
+        base_dir=base_dir,
+    )  # fmt: skip
+    _fresh_run_folder(exp.run_dir)
+    row = run_one_trial(exp)  # every value and the dataset checked before Ray starts
+    print(f"best val IoU {row[R.VAL_IOU]:.4f} (epoch {row[R.BEST_EPOCH]})")
+    for key, value in sorted(row.items()):
+        if key.startswith(R.TEST_IOU_PREFIX) and value is not None:
+            print(f"{key.removeprefix(R.TEST_IOU_PREFIX)} IoU {value:.4f}")
+    print(f"checkpoint: {final_checkpoint(exp, row)}")
+    print(f"run folder: {exp.run_dir}")
     return 0
 
 
-def _progress_line(r: dict[str, Any]) -> str:
-    return (
-        f"epoch {r['epoch']:3d}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  "
-        f"val_iou {r['val_iou']:.4f}  lr {r['lr']:.1e}  {r['wall_s']:.0f}s"
-    )
+def _fresh_run_folder(run_dir: Any) -> None:
+    """One trial is not resumed: an earlier run in the same folder is replaced."""
+    import shutil
 
-
-def _progress_class():
-    from ray import tune
-
-    class Progress(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if "val_iou" in result:
-                print(_progress_line(result), flush=True)
-
-    return Progress
-
-
-def _progress_callback() -> Any:
-    # the class is built lazily so that ray is imported only when training
-    return _progress_class()()
+    if not run_dir.is_uri:
+        shutil.rmtree(str(run_dir), ignore_errors=True)

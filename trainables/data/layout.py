@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError
+from core.yamlio import load_yaml
 from trainables.data.io import is_image_name
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -164,7 +165,7 @@ def read_split_file(path: Path, *, root: Path | None = None) -> Layout:
 
 def _load_yaml(path: Path) -> dict:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"{path}: cannot read split file ({first})") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError
+from core.yamlio import load_yaml
 from trainables.data.classmaps import ClassMap, get_class_map
 
 KEYS = ("root", "split_file", "classes", "name")
@@ -101,7 +102,16 @@ def _existing_file(path: Path, key: str) -> Path:
 def load_data_spec(
     target: Path, *, classes: object = None, split_file: str | None = None
 ) -> DataSpec:
-    """A :class:`DataSpec` from a dataset folder or a YAML file, with optional overrides.
+    """A :class:`DataSpec` from a dataset folder or a YAML file, with optional overrides
+    (see :func:`data_mapping`)."""
+    mapping, base_dir = data_mapping(target, classes=classes, split_file=split_file)
+    return DataSpec.from_mapping(mapping, base_dir=base_dir)
+
+
+def data_mapping(
+    target: Path, *, classes: object = None, split_file: str | None = None
+) -> tuple[dict[str, object], Path]:
+    """The ``data:`` block for a dataset folder or a YAML file, and the folder it is read from.
 
     ``target`` is a dataset root, or a YAML file holding a ``data:`` block (or the block itself
     at top level) whose relative ``root`` is taken from the YAML file's folder. ``split_file``
@@ -124,12 +134,12 @@ def load_data_spec(
             f"no classes for '{target}': pass --classes (superalloy, ebc) "
             "or set data.classes in the YAML file"
         )
-    return DataSpec.from_mapping(mapping, base_dir=base_dir)
+    return mapping, base_dir
 
 
 def _read_block(path: Path) -> dict[str, object]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(f"{path}: cannot read YAML ({first})") from None

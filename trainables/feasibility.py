@@ -1,9 +1,9 @@
 """Which trial points cannot run: infeasible encoder/decoder pairs, init sources without weights.
 
 A thin adapter over the trainables' own checks (``trainables.models.check_feasible`` and the init
-registry); each returns a one-line reason or ``None``. Used by the plan (grid points are dropped
-before launch) and by the trial wrapper (sampled points under Optuna report ``infeasible``
-without training).
+registry); each returns a one-line reason or ``None``. Used by the segmentation task (grid
+points are dropped before launch) and by the trial wrapper (sampled points under Optuna report
+``infeasible`` without training).
 
 Pair checks build each model on the meta device (up to a second for large encoders; the
 ``paper`` preset has 252 pairs), so their answers are kept on disk in
@@ -22,7 +22,6 @@ from typing import Any
 
 from core import storage
 
-Checker = Callable[[Mapping[str, Any]], str | None]
 Progress = Callable[[int, int], None]
 
 DEFAULTS = {"encoder": "resnet18", "decoder": "Unet", "init": "none"}
@@ -135,10 +134,7 @@ def segmentation_reason(point: Mapping[str, Any]) -> str | None:
     return None
 
 
-def no_check(point: Mapping[str, Any]) -> str | None:
-    return None
-
-
-def checker_for(kind: str) -> Checker:
-    """Segmentation (and custom trainables naming encoder/decoder) get the model checks."""
-    return no_check if kind == "pretraining" else segmentation_reason
+def model_pairs(points: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The ``(decoder, encoder)`` pairs of the points that name a model."""
+    get = [{**DEFAULTS, **p}.get for p in points if any(k in p for k in DEFAULTS)]
+    return [(g("decoder"), g("encoder")) for g in get]

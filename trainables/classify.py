@@ -1,0 +1,102 @@
+"""Classification for encoder pretraining, in plain torch (no ray): the model (an smp encoder
+with a linear head), its augmentation, the image dataset and top-k evaluation. Training steps
+use :func:`trainables.loop.train_one_epoch` like segmentation, with :class:`ClassificationLoss`.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from trainables.classify_data import ClassifySplit
+from trainables.loop import check_finite
+from trainables.models import validate_encoder
+from trainables.runtime import Runtime
+
+
+class ClassificationLoss(nn.Module):
+    """Cross-entropy of ``(N, C)`` logits against ``(N,)`` labels, in fp32 under autocast too."""
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float(), labels)
+
+
+class Classifier(nn.Module):
+    """smp encoder -> global average pooling -> linear head; ``.encoder`` as in smp models."""
+
+    def __init__(self, encoder: str, num_classes: int) -> None:
+        super().__init__()
+        self.encoder = smp.encoders.get_encoder(validate_encoder(encoder), weights=None)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(self.encoder.out_channels[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.encoder(x)[-1]).flatten(1))
+
+
+def train_augmentation(size: int) -> A.Compose:
+    """Random resized crop, flips, rotation, photometric changes and noise."""
+    return A.Compose(
+        [
+            A.RandomResizedCrop(size=(size, size), scale=(0.2, 1.0), interpolation=cv2.INTER_AREA),
+            A.HorizontalFlip(),
+            A.VerticalFlip(),
+            A.RandomRotate90(),
+            A.Rotate(limit=15, border_mode=cv2.BORDER_REFLECT_101, p=0.3),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
+            A.GaussNoise(std_range=(0.01, 0.05), p=0.3),
+        ]
+    )
+
+
+def eval_transform(size: int) -> A.Compose:
+    return A.Compose([A.SmallestMaxSize(max_size=size), A.CenterCrop(size, size)])
+
+
+class ImageDataset(Dataset):
+    """Augmented images of a split; sample ``i`` of an epoch depends only on (seed, i)."""
+
+    def __init__(self, split: ClassifySplit, augment: A.Compose, *, seed: int, length: int = 0):
+        self.split, self.augment, self.seed = split, augment, seed
+        self.length = length or len(split.images)
+        order = np.random.default_rng(seed).permutation(max(self.length, len(split.images)))
+        self.order = order % len(split.images)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        k = int(self.order[index])
+        self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
+        image = self.augment(image=self.split.images[k])["image"]
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
+            self.split.labels[k]
+        )
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
+    """How many rows have their label among the ``k`` highest logits."""
+    k = min(k, logits.shape[1])
+    return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime) -> tuple[float, float, float]:
+    """(mean loss, top-1, top-5) over a loader."""
+    model.eval()
+    loss, top1, top5, n = 0.0, 0, 0, 0
+    for images, labels in loader:
+        with rt.autocast():
+            logits = model(rt.prepare(images)).float()
+        labels = labels.to(rt.device)
+        loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        top1 += topk_correct(logits, labels, 1)
+        top5 += topk_correct(logits, labels, 5)
+        n += len(labels)
+    return check_finite("val_loss", loss / n), top1 / n, top5 / n

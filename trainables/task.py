@@ -1,0 +1,149 @@
+"""The task registry: each kind of trial (segmentation, pretraining, ...) in one object.
+
+A :class:`Task` registers next to its trainable (``trainables/segmentation.py``,
+``trainables/pretraining.py``) and tells the launcher everything it needs: the typed trial
+config, how to read and load the experiment's ``data:`` block, the objective and its mode, the
+feasibility check, the result columns, the progress line of one epoch and how to load a trained
+model from a trial's checkpoint. Nothing outside this registry switches on a kind's name.
+
+Example::
+
+    task = get_task("segmentation")
+    task.metric                      # 'val_iou'
+    task.build_config({"lr": "1e-3"}).lr   # 0.001 (a ConfigError names a bad key)
+    list_tasks()                     # ('pretraining', 'segmentation')
+
+``kind: package.module:function`` names a custom trainable that follows the reporting contract
+of docs/contracts.md; it is run like a segmentation trial, without a typed config.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from core import keys as K
+from core.errors import UserError
+from core.registry import Registry
+
+TASKS: Registry[Task] = Registry("task", hint="a registered task, or package.module:function")
+BUILTIN = ("trainables.segmentation", "trainables.pretraining")  # each registers its task
+Progress = Callable[[int, int], None]
+
+
+class Task(ABC):
+    """One kind of trial, as the launcher sees it. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    metric: ClassVar[str]  # the per-epoch objective the trainable reports
+    mode: ClassVar[str] = "max"
+    best_key: ClassVar[str]  # the final report's best value of ``metric``
+    epoch_keys: ClassVar[tuple[str, ...]]  # per-epoch values kept in epochs.parquet
+    final_prefixes: ClassVar[tuple[str, ...]]  # final-report keys kept in trials.parquet
+    config_type: ClassVar[type | None] = None  # a TypedConfig subclass; None: untyped
+    needs_data: ClassVar[bool] = True  # an experiment must give a `data:` block
+
+    # --- the trial config -----------------------------------------------------------------
+    def config_keys(self) -> tuple[str, ...] | None:
+        """The keys a trial config may hold (None: any)."""
+        return None if self.config_type is None else self.config_type.keys()
+
+    def build_config(self, config: Mapping[str, Any]) -> Any:
+        """The typed config (raises ConfigError/UserError on a bad value)."""
+        return dict(config) if self.config_type is None else self.config_type.from_dict(config)
+
+    def precheck(self, points: Sequence[Mapping[str, Any]], progress: Progress | None) -> None:
+        """Batch work before :meth:`check` is asked point by point (e.g. caches to fill)."""
+        return None
+
+    def check(self, config: Mapping[str, Any]) -> str | None:
+        """Why this trial config cannot be trained (one line), or None. Downloads nothing."""
+        return None
+
+    # --- data -------------------------------------------------------------------------------
+    @abstractmethod
+    def parse_data(self, raw: Any, *, base_dir: Path) -> Any:
+        """The experiment's ``data:`` block, validated (UserError names ``data.<key>``)."""
+
+    @abstractmethod
+    def load_data(self, spec: Any, *, train: Mapping[str, Any]) -> Any:
+        """Checked, decoded data for the object store (DataError lists every problem)."""
+
+    def data_info(self, data: Any) -> dict[str, Any]:
+        """What run.json records of the data: ``dataset`` label, ``classes``, ``test_splits``."""
+        return {"dataset": getattr(data, "label", None), "classes": [], "test_splits": []}
+
+    def prepare_run(self, data: Any, run_dir: Any) -> None:
+        """Files the run folder needs before trials start (e.g. ground-truth masks)."""
+        return None
+
+    # --- running and reading ----------------------------------------------------------------
+    @abstractmethod
+    def trainable(self) -> Callable[..., None]:
+        """The Ray Tune function trainable ``fn(config, *, data)``."""
+
+    def is_final_key(self, key: str) -> bool:
+        return key.startswith(self.final_prefixes) or key in self.final_prefixes
+
+    def progress_line(self, result: Mapping[str, Any]) -> str | None:
+        """One line for an epoch's report (None: not an epoch report)."""
+        if self.metric not in result:
+            return None
+        parts = [f"epoch {int(result[K.EPOCH]):3d}"]
+        for key in self.epoch_keys:
+            value = result.get(key)
+            if value is None:
+                continue
+            if key == K.LR:
+                parts.append(f"lr {float(value):.1e}")
+            elif key == K.WALL_S:
+                parts.append(f"{float(value):.0f}s")
+            else:
+                parts.append(f"{key} {float(value):.4f}")
+        return "  ".join(parts)
+
+    def load_model(self, folder: Path) -> Any:
+        """The trained model from a trial's final checkpoint folder."""
+        raise UserError(f"task {self.name!r} cannot load a trained model")
+
+
+def get_task(kind: str) -> Task:
+    """The registered task, or a custom ``module:function`` task; unknown names in one line."""
+    _load_builtin()
+    if kind not in TASKS and ":" in str(kind):
+        return custom_task(kind)
+    return TASKS.get(kind)
+
+
+def list_tasks() -> tuple[str, ...]:
+    _load_builtin()
+    return tuple(sorted(TASKS.names()))
+
+
+def _load_builtin() -> None:
+    for module in BUILTIN:
+        importlib.import_module(module)
+
+
+def custom_task(target: str) -> Task:
+    """A task running ``package.module:function`` as a segmentation-like trial (imported when
+    its trainable is first asked for: the launcher does so before Ray starts)."""
+    from trainables.segmentation import CustomTask
+
+    return CustomTask(target)
+
+
+def import_function(target: str) -> Callable[..., None]:
+    """``package.module:function``; a one-line UserError when it cannot be imported."""
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UserError(f"kind {target!r}: cannot import module {module_name!r} ({err})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise UserError(f"kind {target!r}: module {module_name!r} has no function {func_name!r}")
+    return func
