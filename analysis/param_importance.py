@@ -57,7 +57,7 @@ from analysis.tables import UNSET, factor_columns, ordered
 from core.errors import ReportError
 from core.registry import Registry
 
-N_BOOT = 100  # bootstrap resamples; one fANOVA fit takes ~0.1 s (bench/importance_time.py)
+N_BOOT = 100  # resamples; 100 took 14-18 s on 2 busy cores (bench/importance_time.py)
 MIN_TRIALS = 10  # completed trials below which importances are not worth reading
 MAX_LEVELS = 10  # numeric factors with at most this many values are categorical (see above)
 PED_TOP_TRIALS = 5  # optuna: PED-ANOVA wants at least 5 trials above its target quantile
