@@ -61,6 +61,7 @@ def importance_blocks(
     *,
     across: str = R.DATASET,
     target: str = R.TEST_IOU,
+    factors: Sequence[str] | None = None,
     evaluators: Sequence[str] = DEFAULT_EVALUATORS,
     n_boot: int = I.N_BOOT,
     seed: int = 0,
@@ -83,7 +84,9 @@ def importance_blocks(
     for group in ordered(trials[across].dropna()) if usable else []:
         here = trials[trials[across] == group]
         try:
-            got = I.importance(here, target, evaluators=usable, n_boot=n_boot, seed=seed)
+            got = I.importance(
+                here, target, factors=factors, evaluators=usable, n_boot=n_boot, seed=seed
+            )
         except ReportError as err:
             summary["not_computed"][str(group)] = str(err)
             blocks.append(Para(f"{group}: {err}."))

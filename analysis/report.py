@@ -245,9 +245,13 @@ class _Builder:
 
     def importance_section(self) -> None:
         self.progress("hyperparameter importance")
-        opts = self.opts
+        opts, trials = self.opts, self.res.trials
         blocks, entry = importance_blocks(
-            self.res.trials, across=opts.across, n_boot=opts.importance_boot, seed=opts.seed
+            trials,
+            across=opts.across,
+            factors=[f for f in self.res.factors if f in trials.columns and f != opts.across],
+            n_boot=opts.importance_boot,
+            seed=opts.seed,
         )
         self.add(*blocks)
         self.summary["importance"] = {**entry, "rows": _records(entry["rows"])}
