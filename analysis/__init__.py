@@ -2,9 +2,10 @@
 
 Notebook API::
 
-    from analysis import load_runs, aggregate, format_table, build_report
+    from analysis import load_runs, aggregate, format_table, build_report, importance
     trials = load_runs(["runs/super1"])
     format_table(aggregate(trials, ["init"]), ["init"])
+    importance(trials)   # fANOVA and PED-ANOVA importance of each factor, bootstrap CIs
 
 The names below are imported on first use: trial workers and the sweep driver import
 ``analysis.results`` and ``core.storage`` only, without pandas, scipy or matplotlib.
@@ -25,6 +26,8 @@ _HOMES = {
     "summarize": "analysis.tables",
     "top_models": "analysis.tables",
     "ReportError": "core.errors",
+    "importance": "analysis.param_importance",
+    "importance_study": "analysis.param_importance",
     "Results": "analysis.load",
     "load_results": "analysis.load",
     "load_runs": "analysis.load",

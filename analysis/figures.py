@@ -223,3 +223,38 @@ def accuracy_figure(panels: Sequence[tuple[str, str, np.ndarray]]) -> bytes:
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small")
     return to_png(fig)
+
+
+def importance_figure(
+    tidy: pd.DataFrame, *, across: str, labels: Mapping[str, str] | None = None
+) -> bytes:
+    """Importance bars per factor (one bar per evaluator) with their CI, a panel per
+    ``across`` value; factors ordered as in ``tidy`` (most important first)."""
+    labels = labels or {}
+    groups = list(dict.fromkeys(tidy[across]))[:MAX_PANELS]
+    evaluators = list(dict.fromkeys(tidy["evaluator"]))
+    factors = list(dict.fromkeys(tidy["factor"]))
+    nrows, ncols = _panel_grid(len(groups))
+    fig = _new(4.2 * ncols, (0.35 * len(factors) * len(evaluators) + 1.4) * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    height = 0.8 / len(evaluators)
+    pos = np.arange(len(factors))
+    for ax, group in zip(axes, groups, strict=False):
+        for i, name in enumerate(evaluators):
+            here = tidy[(tidy[across] == group) & (tidy["evaluator"] == name)]
+            here = here.set_index("factor").reindex(factors)
+            value = here["importance"].to_numpy(float)
+            err = np.vstack([value - here["ci_low"], here["ci_high"] - value])
+            err = np.nan_to_num(np.clip(err, 0, None))
+            offset = (i - (len(evaluators) - 1) / 2) * height
+            ax.barh(pos + offset, value, height, xerr=err, capsize=2, label=labels.get(name, name))
+        ax.set_yticks(pos, factors)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("importance (sums to 1)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(str(group))
+    for ax in axes[len(groups) :]:
+        ax.set_visible(False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+    return to_png(fig)

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as F
+from analysis import param_importance as I
 from analysis import results as R
 from analysis import stats as S
+from analysis.importance_section import importance_blocks
 from analysis.load import RUN, Results, load_results
 from analysis.maps import accuracy_panels
 from analysis.render import Block, Figure, Heading, Para, Table, safe_name
@@ -59,6 +61,7 @@ class ReportOptions:
     accuracy_maps: bool = True
     max_curves: int = 300
     n_boot: int = S.N_BOOT
+    importance_boot: int = I.N_BOOT
     seed: int = 0
 
 
@@ -239,6 +242,19 @@ class _Builder:
         wide = wide.reindex(levels)[cols].fillna("")
         wide.index.name, wide.columns.name = " × ".join(by), None
         return wide
+
+    def importance_section(self) -> None:
+        self.progress("hyperparameter importance")
+        opts, trials = self.opts, self.res.trials
+        blocks, entry = importance_blocks(
+            trials,
+            across=opts.across,
+            factors=[f for f in self.res.factors if f in trials.columns and f != opts.across],
+            n_boot=opts.importance_boot,
+            seed=opts.seed,
+        )
+        self.add(*blocks)
+        self.summary["importance"] = {**entry, "rows": _records(entry["rows"])}
 
     def compare_section(self, factor: str, a: str, b: str) -> None:
         res, opts = self.res, self.opts
@@ -450,6 +466,7 @@ def assemble(res: Results, opts: ReportOptions, progress: Callable[[str], None])
     b.summary["by"] = [" × ".join(g) for g in opts.by]
     for group in opts.by:
         b.factor_section(group)
+    b.importance_section()
     for factor, lvl_a, lvl_b in opts.compare:
         b.compare_section(factor, lvl_a, lvl_b)
     b.curves_section()
@@ -492,6 +509,7 @@ def build_report(
     include_stopped: bool = False,
     compare: Sequence[Compare] = (),
     accuracy_maps: bool = True,
+    importance_boot: int = I.N_BOOT,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
@@ -499,7 +517,8 @@ def build_report(
 
     ``by``: factors to tabulate, one table each (a sequence of names inside an entry crosses
     them); default every factor that varied. ``compare``: ``(factor, a, b)`` triples; default
-    ``("init", "imagenet", "micronet")`` when both levels ran.
+    ``("init", "imagenet", "micronet")`` when both levels ran. ``importance_boot``: bootstrap
+    resamples of the "What mattered" section (0: importances without intervals).
     """
     say = progress or (lambda _msg: None)
     say("reading run folders")
@@ -511,6 +530,7 @@ def build_report(
         include_stopped=include_stopped,
         compare=tuple(tuple(c) for c in compare),
         accuracy_maps=accuracy_maps,
+        importance_boot=importance_boot,
         seed=seed,
     )
     b = assemble(res, opts, say)

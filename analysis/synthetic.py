@@ -58,10 +58,15 @@ class FakeRunSpec:
     image_size: int = 48
     seed: int = 0
     full_epochs: bool = False  # every trained trial reports max_epochs epochs (load tests)
+    # planted IoU effects {factor: {level: effect}}, replacing the built-in ones for those
+    # factors (e.g. a strong factor for importance tests)
+    effects: Mapping[str, Mapping[object, float]] = field(default_factory=dict)
 
 
-def _level_effect(factor: str, level: object) -> float:
+def _level_effect(factor: str, level: object, planted: Mapping | None = None) -> float:
     """A fixed, deterministic effect per factor level (no Python hash randomisation)."""
+    if planted and factor in planted:
+        return float(planted[factor][level])
     if factor == "init" and level in _INIT_EFFECT:
         return _INIT_EFFECT[str(level)]
     if factor == "bce_weight":
@@ -116,7 +121,9 @@ def _curves(rng, final: np.ndarray, epochs: np.ndarray, spec: FakeRunSpec):
 def _trial_table(spec: FakeRunSpec, rng: np.random.Generator):
     grid = _grid(spec)
     n = len(grid)
-    effect = np.array([sum(_level_effect(f, row[f]) for f in spec.factors) for row in grid])
+    effect = np.array(
+        [sum(_level_effect(f, row[f], spec.effects) for f in spec.factors) for row in grid]
+    )
     final = np.clip(spec.base_iou + effect + rng.normal(0, spec.noise, n), 0.02, 0.995)
     statuses = _statuses(rng, n, spec)
     epochs = _epochs_trained(rng, statuses, spec)

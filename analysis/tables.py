@@ -91,11 +91,15 @@ def ordered(values: Iterable[object]) -> list:
 def check_factors(trials: pd.DataFrame, names: Sequence[str]) -> None:
     missing = [n for n in names if n not in trials.columns]
     if missing:
-        known = [c for c in trials.columns if c not in _NON_FACTORS and ":" not in c]
         raise ReportError(
             f"unknown factor {', '.join(repr(m) for m in missing)}; "
-            f"choose from: {', '.join(sorted(known))}"
+            f"choose from: {', '.join(sorted(factor_columns(trials)))}"
         )
+
+
+def factor_columns(trials: pd.DataFrame) -> list[str]:
+    """The columns of ``trials`` that hold factors (not results, statuses or the seed)."""
+    return [c for c in trials.columns if c not in _NON_FACTORS and ":" not in c]
 
 
 _NON_FACTORS = {

@@ -25,4 +25,9 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
     assert "demo-resnet18" in json.dumps(manifest)
     assert (tmp_path / "report" / "report.html").is_file()
+    # the quick demo's 2 trials are too few to rank factors: the section says why, in one line
+    importance = json.loads((tmp_path / "report" / "summary.json").read_text())["importance"]
+    (reason,) = importance["not_computed"].values()
+    assert reason.startswith("too few completed trials") and not importance["rows"]
+    assert "## What mattered" in (tmp_path / "report" / "report.md").read_text()
     assert f"microsweep report {tmp_path / 'runs' / 'demo'}" in out.stdout

@@ -32,7 +32,8 @@ def runs(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def report(runs, tmp_path_factory) -> Path:
-    return build_report(runs, out=tmp_path_factory.mktemp("rep") / "report")
+    # importance intervals (100 fANOVA refits per dataset) are tested in test_importance.py
+    return build_report(runs, out=tmp_path_factory.mktemp("rep") / "report", importance_boot=0)
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -99,7 +100,7 @@ def test_html_is_self_contained(report):
 
 
 def test_report_is_deterministic(runs, report, tmp_path):
-    again = build_report(runs, out=tmp_path / "again")
+    again = build_report(runs, out=tmp_path / "again", importance_boot=0)
     assert files(again) == files(report)
     with Image.open(report / "figures" / "iou_by_init.png") as png:
         assert "Software" not in png.info
@@ -119,7 +120,12 @@ def test_comparison_of_init_sources_is_in_summary(report):
 
 def test_include_stopped_is_labelled(runs, tmp_path):
     out = build_report(
-        runs, by=["init"], out=tmp_path / "r", include_stopped=True, accuracy_maps=False
+        runs,
+        by=["init"],
+        out=tmp_path / "r",
+        include_stopped=True,
+        accuracy_maps=False,
+        importance_boot=0,
     )
     md = (out / "report.md").read_text()
     assert "ASHA-stopped trials are **included**" in md
@@ -130,9 +136,11 @@ def test_include_stopped_is_labelled(runs, tmp_path):
 
 
 def test_rerun_with_other_options_removes_stale_tables(runs, tmp_path):
-    out = build_report(runs, by=["decoder"], out=tmp_path / "r", accuracy_maps=False)
+    out = build_report(
+        runs, by=["decoder"], out=tmp_path / "r", accuracy_maps=False, importance_boot=0
+    )
     assert (out / "tables" / "iou_by_decoder.csv").exists()
-    build_report(runs, by=["init"], out=out, accuracy_maps=False)
+    build_report(runs, by=["init"], out=out, accuracy_maps=False, importance_boot=0)
     assert not (out / "tables" / "iou_by_decoder.csv").exists()
     assert (out / "tables" / "iou_by_init.csv").exists()
 
@@ -176,6 +184,8 @@ def test_cli_report(runs, tmp_path, capsys):
             "--no-maps",
             "--compare",
             "init:none:micronet",
+            "--importance-boot",
+            "0",
         ]
     )
     assert code == 0

@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="paired comparison and error reduction of level B over level A",
     )
     p.add_argument("--no-maps", action="store_true", help="skip accuracy maps")
+    p.add_argument(
+        "--importance-boot",
+        type=int,
+        default=100,
+        metavar="N",
+        help="bootstrap resamples of the importance intervals (default: 100; 0: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.set_defaults(func=run)
 
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             include_stopped=args.include_stopped,
             compare=parse_compare(args.compare),
             accuracy_maps=not args.no_maps,
+            importance_boot=args.importance_boot,
             seed=args.seed,
             progress=progress,
         )
