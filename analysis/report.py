@@ -23,6 +23,7 @@ import pandas as pd
 from analysis import figures as F
 from analysis import results as R
 from analysis import stats as S
+from analysis.answer import answer_section
 from analysis.load import RUN, Results, load_results
 from analysis.maps import accuracy_panels
 from analysis.render import Block, Figure, Heading, Para, Table, safe_name
@@ -446,6 +447,8 @@ def assemble(res: Results, opts: ReportOptions, progress: Callable[[str], None])
     """All blocks and the summary of a report (no files written)."""
     opts = resolve_options(res, opts)
     b = _Builder(res, opts, progress)
+    answer, b.summary["answer"] = answer_section(res)  # first: RUN/recommendation.json, if any
+    b.add(*answer)
     b.add(*_runs_section(res), _method_note(opts))
     b.summary["by"] = [" × ".join(g) for g in opts.by]
     for group in opts.by:
