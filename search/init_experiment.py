@@ -8,7 +8,8 @@ Example::
 Steps: check the dataset with the rules of ``microsweep data check``; for a flat layout
 (``images/`` + ``masks/``) without a split file, write one with the defaults of
 ``microsweep data split`` (seed 0, ratios 0.7/0.15/0.15; an existing one is reused); then write
-the preset with ``data:`` filled in (paths relative to the experiment file), ``train.crop``
+the preset with ``data:`` filled in (paths relative to the experiment file unless they share only
+the filesystem root), ``train.crop``
 fitted to the training images (the largest multiple of 32 that is <= the smallest training
 image side, at most the preset's crop) and ``resources`` fitted to this machine (a few trials
 at once, ``gpu: auto``). Every problem is raised before anything is written.
@@ -188,7 +189,10 @@ def _filled(
 ) -> dict[str, Any]:
     """The preset with ``name``, ``data`` and ``train.crop`` (and the augment) set."""
     here = out.resolve().parent
-    data: dict[str, Any] = {"root": Path(os.path.relpath(root, here)).as_posix()}
+    near = os.path.commonpath([root, here]) != os.path.sep  # else "../../.." to "/" helps none
+    data: dict[str, Any] = {
+        "root": Path(os.path.relpath(root, here)).as_posix() if near else str(root)
+    }
     if split is not None:
         data["split_file"] = Path(os.path.relpath(split, root)).as_posix()
     data["classes"] = dict(classes) if isinstance(classes, Mapping) else classes

@@ -65,6 +65,23 @@ def test_nasa_layout_paths_are_relative_to_the_experiment_file(tmp_path, monkeyp
     assert make_plan(exp).trials == 8  # demo: 2 decoders x 2 inits x 2 seeds
 
 
+def test_synthetic_nasa_layout_from_data_synth(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    synth = ["data", "synth", "ebc", "ebc", "--size", "80", "--n-train", "2", "--n-val", "1"]
+    assert main([*synth, "--n-test", "1"]) == 0
+    assert init("ebc", "--classes", "ebc", "--out", "ebc.yaml") == 0
+    assert yaml.safe_load(Path("ebc.yaml").read_text())["train"]["crop"] == 64
+    assert load_experiment("ebc.yaml").data.split_file is None
+
+
+def test_real_nasa_dataset(tmp_path, monkeypatch, capsys, nasa_root):
+    monkeypatch.chdir(tmp_path)
+    assert init(nasa_root / "Super1", "--classes", "superalloy", "--out", "s1.yaml") == 0
+    raw = yaml.safe_load(Path("s1.yaml").read_text())
+    assert raw["train"]["crop"] == 256  # 512 px images, capped at the preset's crop
+    assert load_experiment("s1.yaml").data.root == (nasa_root / "Super1").resolve()
+
+
 def test_crop_fits_the_smallest_training_image(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for i, (h, w) in enumerate([(200, 300), (150, 100), (400, 400)]):
