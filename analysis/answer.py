@@ -95,7 +95,7 @@ def candidates_table(rec: dict, name: str) -> Table:
             "trial-epochs": c["trial_epochs"],
             "CPU-h": _hours(c["cost_hours"].get("cpu")),
             "GPU-h": _hours(c["cost_hours"].get("gpu")),
-            "test Δ to next": _diff(c),
+            "test diff to next": _diff(c),
         }
         for c in rec["candidates"]
     ]
@@ -105,7 +105,7 @@ def candidates_table(rec: dict, name: str) -> Table:
     return Table(
         name,
         "Confirmed candidates, ranked by mean val IoU (mean ± sample std over confirm seeds; "
-        "Δ = test IoU of this − the next on shared seeds, 95 % bootstrap CI)",
+        "diff = test IoU of this − the next on shared seeds, 95 % bootstrap CI)",
         pd.DataFrame(rows).set_index("rank"),
         data=data,
     )
@@ -130,10 +130,11 @@ def answer_section(res: Results) -> tuple[list[Block], list[dict]]:
     summary: list[dict] = []
     found = [(run, rec) for run in res.runs if (rec := read_recommendation(run.location))]
     for run, rec in found:
-        suffix = "" if len(found) == 1 else f"_{run.index}"
+        several = len(res.runs) > 1  # name the run this answer is for
+        suffix = f"_{run.index}" if several else ""
         blocks += [Heading("Answer")] if not blocks else []
-        if len(found) > 1:
-            blocks.append(Heading(f"{run.experiment or run.path} ({run.dataset})", level=3))
+        if several:
+            blocks.append(Heading(f"{run.path} ({run.experiment}, {run.dataset})", level=3))
         blocks += _paragraphs(rec, run)
         blocks.append(candidates_table(rec, f"answer_candidates{suffix}"))
         per_class = class_table(rec, f"answer_class_iou{suffix}")

@@ -175,6 +175,16 @@ def test_a_report_without_recommendation_has_no_answer(tmp_path):
     assert "## Answer" not in md
 
 
+def test_a_report_over_several_runs_names_the_run_of_each_answer(planted_run, tmp_path):
+    write_recommendation(planted_run, rank(load_runs([planted_run]), FACTORS, n_boot=200))
+    other = make_fake_run(tmp_path / "other", dataset="EBC-1")
+    out = build_report([other, planted_run], out=tmp_path / "r", accuracy_maps=False)
+    md = (out / "report.md").read_text()
+    assert md.count("## Answer") == 1
+    assert f"### {planted_run} (demo, Super-1)" in md and f"### {other} " not in md
+    assert (out / "tables" / "answer_candidates_1.csv").is_file()
+
+
 def test_ranking_is_deterministic_with_a_seed(tmp_path):
     trials = load_runs([twins_run(tmp_path / "run")])
     factors = ["encoder", "decoder"]
