@@ -51,13 +51,15 @@ def _paragraphs(rec: dict, run: RunInfo) -> list[Block]:
     stage = win.get("trial_epochs_by_stage") or {}
     cost, total = win["cost_hours"], rec.get("total") or {}
     n = len(win["trials"])
+    failed = len(win.get("failed_trials") or [])
+    lost = f" ({failed} more did not complete and are not counted)" if failed else ""
     return [
         Para(f"**Use {config_text(win['config'])}** (evidence: **{rec['evidence']}**)."),
         Para(rec["verdict"]),
         Para(
             f"How sure: P(best) = {win['p_best']:.2f}, the share of {rec['n_boot']} bootstrap "
             "resamples of the confirm seeds in which it ranks first on mean val IoU. Its test "
-            f"IoU is {_mean_std(win['test_iou'])} % over {n} confirm trial(s), 95 % CI "
+            f"IoU is {_mean_std(win['test_iou'])} % over {n} confirm trial(s){lost}, 95 % CI "
             f"{ci_text(win['ci95'])}; val IoU {_mean_std(win['val_iou'])} %."
         ),
         Para(

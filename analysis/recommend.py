@@ -73,6 +73,7 @@ class Ranked:
     epoch_s: float  # wall seconds per trial-epoch over both stages
     parameters: int | None = None
     paired_to_next: dict | None = None  # test IoU, this − next-ranked, on shared seeds
+    failed: tuple[str, ...] = ()  # its confirm trials that did not complete (not used)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,11 @@ def _cost(spent: pd.DataFrame) -> dict:
     return {"trial_epochs": by_stage, "cost_hours": hours, "epoch_s": epoch_s}
 
 
+def _failed(spent: pd.DataFrame, used: pd.DataFrame) -> tuple[str, ...]:
+    confirm = spent[stage_of(spent) == R.CONFIRM]
+    return tuple(sorted(set(confirm[R.TRIAL]) - set(used[R.TRIAL])))
+
+
 def _paired(a: pd.DataFrame, b: pd.DataFrame, *, n_boot: int, seed: int) -> dict:
     """Test IoU of ``a`` − ``b`` on the seeds both have (one trial per seed)."""
     cols = [R.SEED, R.TEST_IOU]
@@ -309,6 +315,7 @@ def rank(
     )
     ranked = []
     for i, ((key, group), config) in enumerate(zip(groups, configs, strict=True)):
+        mine = keys_all.map(key.__eq__).astype(bool)  # `==` would compare a tuple elementwise
         paired = None
         if i + 1 < len(groups):
             diff = _paired(group, groups[i + 1][1], n_boot=n_boot, seed=seed)
@@ -321,7 +328,8 @@ def rank(
                 parameters=parameters(config) if parameters else None,
                 paired_to_next=paired,
                 **_stats(group, n_boot=n_boot, seed=seed),
-                **_cost(trials[keys_all == key]),
+                failed=_failed(trials[mine], group),
+                **_cost(trials[mine]),
             )
         )
     winner, evidence, verdict = judge(ranked)
@@ -429,6 +437,7 @@ def _candidate_json(index: int, c: Ranked) -> dict:
             "epoch_s": c.epoch_s,
             "parameters": c.parameters,
             "paired_to_next": c.paired_to_next,
+            "failed_trials": c.failed,
         }
     )  # type: ignore[return-value]
 

@@ -194,3 +194,40 @@ def test_ranking_is_deterministic_with_a_seed(tmp_path):
     assert a == b
     assert [x["p_best"] for x in a["candidates"]] != [x["p_best"] for x in c["candidates"]]
     assert all(math.isfinite(x["p_best"]) for x in a["candidates"])
+
+
+def test_failed_confirm_trials_are_named_not_counted(tmp_path):
+    run = make_fake_run(tmp_path / "run", confirm_top=2, planted=PLANTED)
+    table = pd.read_parquet(run / R.TRIALS_FILE)
+    mine = (table[FACTORS] == pd.Series(PLANTED)).all(axis=1) & (table[R.STAGE] == R.CONFIRM)
+    lost = table[mine][R.TRIAL].iloc[0]
+    table.loc[table[R.TRIAL] == lost, [R.STATUS, R.VAL_IOU]] = [R.ERRORED, np.nan]
+    table.to_parquet(run / R.TRIALS_FILE)
+    rec = rank(load_runs([run]), FACTORS, n_boot=200)
+    win = rec.candidates[rec.winner]
+    assert win.config == PLANTED and win.failed == (lost,) and lost not in win.trials
+    write_recommendation(run, rec)
+    md = (build_report([run], out=tmp_path / "r", accuracy_maps=False) / "report.md").read_text()
+    assert "over 2 confirm trial(s) (1 more did not complete and are not counted)" in md
+
+
+def test_as_many_trials_as_factors_keeps_configurations_apart():
+    # Two trials, two factors: a configuration key must never be compared elementwise.
+    trials = pd.DataFrame(
+        {
+            R.TRIAL: ["a", "b"],
+            "encoder": ["r18", "r34"],
+            "decoder": ["Unet", "Unet"],
+            R.SEED: [5, 5],
+            R.STATUS: [R.COMPLETED, R.COMPLETED],
+            R.VAL_IOU: [0.8, 0.7],
+            R.TEST_IOU: [0.8, 0.7],
+            R.EPOCHS: [10, 30],
+            R.STAGE: [R.CONFIRM, R.CONFIRM],
+        }
+    )
+    rec = rank(trials, ["encoder", "decoder"], n_boot=100)
+    assert [c.trial_epochs[R.CONFIRM] for c in rec.candidates] == [10, 30]
+    assert rec.evidence == "weak" and "fewer than 2 confirm trials" in rec.verdict
+    assert rec.candidates[1].paired_to_next is None
+    assert rec.candidates[0].paired_to_next["mean_diff"] == pytest.approx(0.1)
