@@ -28,7 +28,7 @@ import yaml
 
 from core import storage
 from core.errors import UserError, unknown_name
-from search.experiment import Experiment, parse_experiment
+from search.experiment import Experiment, load_experiment, parse_experiment
 from spaces.presets import list_presets, preset_path
 
 CROP_STEP = 32  # encoders downsample 5 times: crops must be multiples of 32
@@ -169,11 +169,12 @@ def init_experiment(
     raw = _filled(raw, spec.root, split_path, classes, out, crop, label=check.label)
     resources, at_once = fit_resources(machine_cpus())
     raw["resources"] = resources
-    exp = parse_experiment(raw, base_dir=out.resolve().parent)  # validate before writing
+    parse_experiment(raw, base_dir=out.resolve().parent)  # every problem before writing
     text = f"# microsweep init: preset {preset} for {check.label}\n" + yaml.safe_dump(
         raw, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
     )
     storage.write_bytes(out, text.encode("utf-8"))
+    exp = load_experiment(out)  # what `sweep` and `recommend` will read
     return InitResult(out, exp, check, split_path, written, crop, smallest, at_once)
 
 
