@@ -24,6 +24,7 @@ from analysis import figures as F
 from analysis import param_importance as I
 from analysis import results as R
 from analysis import stats as S
+from analysis.answer import answer_section
 from analysis.importance_section import importance_blocks
 from analysis.load import RUN, Results, load_results
 from analysis.maps import accuracy_panels
@@ -462,6 +463,8 @@ def assemble(res: Results, opts: ReportOptions, progress: Callable[[str], None])
     """All blocks and the summary of a report (no files written)."""
     opts = resolve_options(res, opts)
     b = _Builder(res, opts, progress)
+    answer, b.summary["answer"] = answer_section(res)  # first: RUN/recommendation.json, if any
+    b.add(*answer)
     b.add(*_runs_section(res), _method_note(opts))
     b.summary["by"] = [" × ".join(g) for g in opts.by]
     for group in opts.by:

@@ -15,6 +15,9 @@ upload on object stores):
     One row per trial-epoch.
 ``per_image.parquet``
     One row per trial, split and image: the IoU of the trial's best-val model on that image.
+``recommendation.json`` (optional)
+    The ranked candidates of ``microsweep recommend`` (:mod:`analysis.recommend`); trials of
+    its confirm stage carry ``STAGE = CONFIRM`` in ``trials.parquet``.
 
 Optional, read by reports when present (proposed; see ``RUNGS``, ``SEEDS``, ``CHECKPOINT``):
 ``run.json["rungs"]`` the ASHA rung epochs, ``run.json["seeds"]`` the repeats' seeds,
@@ -52,6 +55,12 @@ CPU = "cpu"  # CPUs requested by the trial
 GPU = "gpu"  # GPUs (fraction allowed) requested by the trial
 NODE = "node"  # node IP the trial ran on
 ERROR = K.ERROR  # one-line reason for error / diverged / infeasible trials, else null
+STAGE = "stage"  # optional: which stage ran the trial (a missing column means all SEARCH)
+
+# Trial stages (``microsweep recommend``): the sweep, then the top configurations again.
+SEARCH = "search"  # the experiment's sweep (ASHA may stop trials early)
+CONFIRM = "confirm"  # a candidate configuration retrained from scratch with a new seed
+STAGES = (SEARCH, CONFIRM)
 
 # Trial statuses.
 COMPLETED = "completed"  # ran until patience was exhausted or max epochs
@@ -89,3 +98,4 @@ SEEDS = "seeds"  # run.json: the seeds of the repeats, e.g. [0, 1, 2]
 CHECKPOINT = "checkpoint"  # trials.parquet: best checkpoint folder, relative to the run folder
 PREDICTIONS_DIR = K.PREDICTIONS_DIR  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
 TRUTH_DIR = K.TRUTH_DIR  # RUN/truth/{split}/{image}.png (class indices), written once per run
+RECOMMENDATION_FILE = "recommendation.json"  # RUN/recommendation.json (analysis.recommend)

@@ -7,6 +7,13 @@ rise towards a final IoU depending on the factor levels, some trials stopped by 
 some diverged, errored or infeasible. With ``predictions=True`` it also writes small index-mask
 PNGs (``truth/`` and each completed trial's ``CHECKPOINT/predictions/``) for accuracy maps.
 
+With ``confirm_top=K`` the run also holds a confirm stage as ``microsweep recommend`` writes it:
+the top K configurations of the search (``analysis.recommend.candidates``) trained again to
+``max_epochs`` with each of ``confirm_seeds``, and a ``stage`` column (``search`` | ``confirm``).
+``planted={"encoder": "resnet50"}`` adds ``planted_gain`` to the IoU of the configurations
+matching it; ``effects`` fixes factor-level effects and ``epoch_seconds`` the seconds per epoch
+(summed over the factors' levels) instead of the made-up defaults.
+
 The numbers are made up; only the shapes and the schema are real.
 """
 
@@ -58,15 +65,18 @@ class FakeRunSpec:
     image_size: int = 48
     seed: int = 0
     full_epochs: bool = False  # every trained trial reports max_epochs epochs (load tests)
-    # planted IoU effects {factor: {level: effect}}, replacing the built-in ones for those
-    # factors (e.g. a strong factor for importance tests)
     effects: Mapping[str, Mapping[object, float]] = field(default_factory=dict)
+    epoch_seconds: Mapping[str, Mapping[object, float]] = field(default_factory=dict)
+    planted: Mapping[str, object] | None = None
+    planted_gain: float = 0.1
+    confirm_top: int = 0  # configurations retrained in a confirm stage (0: no confirm stage)
+    confirm_seeds: Sequence[int] = (100, 101, 102)
 
 
-def _level_effect(factor: str, level: object, planted: Mapping | None = None) -> float:
+def _level_effect(factor: str, level: object, spec: FakeRunSpec) -> float:
     """A fixed, deterministic effect per factor level (no Python hash randomisation)."""
-    if planted and factor in planted:
-        return float(planted[factor][level])
+    if level in spec.effects.get(factor, {}):
+        return float(spec.effects[factor][level])
     if factor == "init" and level in _INIT_EFFECT:
         return _INIT_EFFECT[str(level)]
     if factor == "bce_weight":
@@ -95,7 +105,12 @@ def _statuses(rng: np.random.Generator, n: int, spec: FakeRunSpec) -> np.ndarray
     return rng.choice(np.array(R.STATUSES, dtype=object), size=n, p=probs)
 
 
-def _epochs_trained(rng, statuses: np.ndarray, spec: FakeRunSpec) -> np.ndarray:
+def _effect(spec: FakeRunSpec, row: Mapping[str, object]) -> float:
+    gain = spec.planted is not None and all(row.get(k) == v for k, v in spec.planted.items())
+    return sum(_level_effect(f, row[f], spec) for f in spec.factors) + spec.planted_gain * gain
+
+
+def _epochs_trained(rng, statuses: np.ndarray, spec: FakeRunSpec, full: bool) -> np.ndarray:
     n = len(statuses)
     epochs = rng.integers(max(1, spec.max_epochs // 2), spec.max_epochs + 1, size=n)
     rungs = np.asarray(spec.rungs or [max(1, spec.max_epochs // 4)])
@@ -103,7 +118,7 @@ def _epochs_trained(rng, statuses: np.ndarray, spec: FakeRunSpec) -> np.ndarray:
     epochs[stopped] = rng.choice(rungs, size=int(stopped.sum()))
     broken = np.isin(statuses, [R.DIVERGED, R.ERRORED])
     epochs[broken] = rng.integers(1, max(2, spec.max_epochs // 3), size=int(broken.sum()))
-    if spec.full_epochs:
+    if full:
         epochs[:] = spec.max_epochs
     epochs[statuses == R.INFEASIBLE] = 0
     return epochs
@@ -118,15 +133,14 @@ def _curves(rng, final: np.ndarray, epochs: np.ndarray, spec: FakeRunSpec):
     return np.clip(val, 0.0, 1.0), t
 
 
-def _trial_table(spec: FakeRunSpec, rng: np.random.Generator):
-    grid = _grid(spec)
+def _trial_table(spec: FakeRunSpec, rng: np.random.Generator, grid: list[dict], stage: str):
     n = len(grid)
-    effect = np.array(
-        [sum(_level_effect(f, row[f], spec.effects) for f in spec.factors) for row in grid]
-    )
+    effect = np.array([_effect(spec, row) for row in grid])
     final = np.clip(spec.base_iou + effect + rng.normal(0, spec.noise, n), 0.02, 0.995)
     statuses = _statuses(rng, n, spec)
-    epochs = _epochs_trained(rng, statuses, spec)
+    if stage == R.CONFIRM:  # trained to the full budget, no scheduler, nothing broke
+        statuses[:] = R.COMPLETED
+    epochs = _epochs_trained(rng, statuses, spec, spec.full_epochs or stage == R.CONFIRM)
     val, t = _curves(rng, final, epochs, spec)
     trained = t <= epochs[:, None]
     masked = np.where(trained, val, -np.inf)
@@ -136,7 +150,7 @@ def _trial_table(spec: FakeRunSpec, rng: np.random.Generator):
     done = statuses == R.COMPLETED
     test = np.where(done, np.clip(best_val + rng.normal(0, spec.noise / 2, n), 0, 1), np.nan)
     cols: dict[str, object] = {
-        R.TRIAL: [f"trial_{i:05d}" for i in range(n)],
+        R.TRIAL: [f"{stage if stage == R.CONFIRM else 'trial'}_{i:05d}" for i in range(n)],
         R.EXPERIMENT: [spec.experiment] * n,
         R.DATASET: [spec.dataset] * n,
     }
@@ -154,6 +168,8 @@ def _trial_table(spec: FakeRunSpec, rng: np.random.Generator):
         for k, cls in enumerate(spec.classes):
             cols[R.class_iou_column(split, cls)] = np.clip(test + shift - 0.05 * k, 0, 1)
     cols[R.WALL_S] = epochs * rng.uniform(5, 15, n)
+    if spec.epoch_seconds:
+        cols[R.WALL_S] = epochs * np.array([_seconds(spec, row) for row in grid])
     cols[R.CPU] = np.full(n, 1.0)
     cols[R.GPU] = np.zeros(n)
     cols[R.NODE] = ["127.0.0.1"] * n
@@ -163,7 +179,28 @@ def _trial_table(spec: FakeRunSpec, rng: np.random.Generator):
     cols[R.CHECKPOINT] = [
         f"checkpoints/{name}" if d else None for name, d in zip(cols[R.TRIAL], done, strict=True)
     ]
+    if spec.confirm_top:
+        cols[R.STAGE] = [stage] * n
     return pa.table(cols), val, trained
+
+
+def _seconds(spec: FakeRunSpec, row: Mapping[str, object]) -> float:
+    return sum(float(spec.epoch_seconds.get(f, {}).get(row[f], 0.0)) for f in spec.factors)
+
+
+def _with_confirm(spec: FakeRunSpec, rng, search: tuple) -> tuple:
+    """The search stage's tables plus a confirm stage of its top ``confirm_top`` configs."""
+    from analysis.recommend import candidates
+
+    trials, val, trained = search
+    picks = candidates(trials.to_pandas(), list(spec.factors), top=spec.confirm_top)
+    grid = [{**c.config, R.SEED: int(s)} for c in picks for s in spec.confirm_seeds]
+    more, val2, trained2 = _trial_table(spec, rng, grid, R.CONFIRM)
+    return (
+        pa.concat_tables([trials, more.select(trials.column_names).cast(trials.schema)]),
+        np.concatenate([val, val2]),
+        np.concatenate([trained, trained2]),
+    )
 
 
 def _epoch_table(trials: pa.Table, val: np.ndarray, trained: np.ndarray, rng) -> pa.Table:
@@ -247,7 +284,10 @@ def make_fake_run(out: str | Path, spec: FakeRunSpec | None = None, **overrides)
         spec = FakeRunSpec(**{**spec.__dict__, **overrides})
     run = Path(out)
     rng = np.random.default_rng(spec.seed)
-    trials, val, trained = _trial_table(spec, rng)
+    tables = _trial_table(spec, rng, _grid(spec), R.SEARCH)
+    if spec.confirm_top:
+        tables = _with_confirm(spec, rng, tables)
+    trials, val, trained = tables
     meta = {
         "schema": R.SCHEMA_VERSION,
         "experiment": spec.experiment,

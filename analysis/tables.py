@@ -119,6 +119,7 @@ _NON_FACTORS = {
     R.ERROR,
     R.CHECKPOINT,
     R.SEED,
+    R.STAGE,
 }
 
 
