@@ -162,7 +162,9 @@ def one_trial(config: dict, data, storage: Path) -> tuple[float, list[dict]]:
     """One trainable run on a fresh local Ray (its start and shutdown not counted)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from search.launch import start_ray
+
+    start_ray(None, num_cpus=2)
     try:
         return with_tune(config, data, storage)
     finally:

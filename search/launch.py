@@ -64,13 +64,16 @@ def start_ray(
 ) -> None:
     """Start (or join) Ray once per process; a cluster that cannot be reached is one line.
 
-    Without ``address`` a new local instance is started (``address="local"``): a Ray that
-    already runs on the machine (an earlier ``ray start --head``, another sweep) is left
-    alone instead of being joined with conflicting resource counts.
+    Without ``address`` (and without ``RAY_ADDRESS``, which Ray Jobs set for their entry
+    point) a new local instance is started (``address="local"``): a Ray that already runs on
+    the machine (an earlier ``ray start --head``, another sweep) is left alone instead of
+    being joined with conflicting resource counts.
     """
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
 
     if ray.is_initialized():
         return

@@ -29,13 +29,8 @@ def nasa_root() -> Path:
 def ray_local():
     """One local Ray runtime for the whole session (2 CPUs, dashboard off)."""
     ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            _temp_dir=None,
-        )
+    from search.launch import start_ray
+
+    start_ray(None, num_cpus=2)
     yield ray
     ray.shutdown()

@@ -151,11 +151,11 @@ def run_gpu_scenario(scenario: str, tmp: Path) -> None:
     """Run in a fresh process: Ray with fake GPUs, one or two nodes (see test_gpu_scheduling)."""
     import ray
 
-    from search.launch import run_sweep
+    from search.launch import run_sweep, start_ray
 
     fifo = {"name": "fifo", "max_epochs": 2}
     if scenario == "one-node":
-        ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+        start_ray(None, num_cpus=4, num_gpus=2)
         run_sweep(gpu_experiment(tmp, "whole", 1, 1, ["Unet", "FPN"], 2, fifo, wave=2))
         run_sweep(gpu_experiment(tmp, "half", 0.5, 0.5, ["Unet", "FPN", "PSPNet", "Linknet"], 2,
                                  fifo, wave=4))  # fmt: skip
@@ -165,7 +165,7 @@ def run_gpu_scenario(scenario: str, tmp: Path) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(2):
         cluster.add_node(num_cpus=2, num_gpus=1)
-    ray.init(address=cluster.address, log_to_driver=False)
+    start_ray(cluster.address)
     asha = {"name": "asha", "max_epochs": 4, "grace_epochs": 1, "reduction_factor": 3}
     run_sweep(gpu_experiment(tmp, "nodes", 1, 1, ["Unet", "FPN", "PSPNet", "Linknet"], 2, asha))
     ray.shutdown()
