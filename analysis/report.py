@@ -12,113 +12,41 @@ byte-identical files.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis import figures as F
 from analysis import param_importance as I
 from analysis import results as R
-from analysis import stats as S
 from analysis.answer import answer_section
+from analysis.compare_section import compare_blocks
 from analysis.importance_section import importance_blocks
 from analysis.load import RUN, Results, load_results
 from analysis.maps import accuracy_panels
 from analysis.render import Block, Figure, Heading, Para, Table, safe_name
+from analysis.report_options import (
+    Compare,
+    ReportOptions,
+    json_records,
+    resolve_options,
+    run_rungs,
+)
 from analysis.tables import (
     aggregate,
-    check_factors,
-    compare_top,
     format_table,
     level_label,
     metric_values,
     missing_repeats,
-    ordered,
     status_counts,
     top_models,
 )
 from core import storage
-from core.errors import ReportError
 
 TITLE = "microsweep report"
 BCE = "bce_weight"
 MAX_LISTED = 20  # rows of long lists shown in the report (the CSV holds all)
-Compare = tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class ReportOptions:
-    """How to cut the results. ``by``: one table per entry; an entry with several factors
-    crosses them (rows = their combinations)."""
-
-    by: tuple[tuple[str, ...], ...] = ()
-    across: str = R.DATASET
-    include_stopped: bool = False
-    compare: tuple[Compare, ...] = ()
-    accuracy_maps: bool = True
-    max_curves: int = 300
-    n_boot: int = S.N_BOOT
-    importance_boot: int = I.N_BOOT
-    seed: int = 0
-
-
-def _varied(trials: pd.DataFrame, factors: Sequence[str]) -> list[str]:
-    return [f for f in factors if f in trials.columns and trials[f].nunique(dropna=False) > 1]
-
-
-def resolve_options(res: Results, opts: ReportOptions) -> ReportOptions:
-    """Fill defaults: ``by`` = every factor that varied; compare init imagenet vs micronet."""
-    if opts.across not in res.trials.columns:
-        check_factors(res.trials, [opts.across])
-    by = opts.by
-    if not by:
-        varied = [f for f in _varied(res.trials, res.factors) if f != opts.across]
-        if not varied:
-            raise ReportError("no factor varied in these runs; pass --by FACTOR to group trials")
-        by = tuple((f,) for f in varied)
-    for group in by:
-        check_factors(res.trials, group)
-        if opts.across in group:
-            raise ReportError(
-                f"--by {'+'.join(group)} includes the --across column {opts.across!r}; "
-                "tabulate another factor or pick another --across"
-            )
-    compare = opts.compare
-    if not compare and "init" in res.trials.columns:
-        levels = set(res.trials["init"].dropna().astype(str))
-        if {"imagenet", "micronet"} <= levels:
-            compare = (("init", "imagenet", "micronet"),)
-    for factor, *levels in compare:
-        _check_levels(res.trials, factor, levels)
-    return ReportOptions(**{**opts.__dict__, "by": by, "compare": compare})
-
-
-def _check_levels(trials: pd.DataFrame, factor: str, levels: Sequence[str]) -> None:
-    check_factors(trials, [factor])
-    known = ordered(trials[factor].dropna().astype(str))
-    for level in levels:
-        if str(level) not in known:
-            raise ReportError(
-                f"--compare: {factor} has no level {level!r}; levels: {', '.join(known)}"
-            )
-
-
-def _rungs(res: Results, across: str) -> dict[str, list[int]]:
-    """ASHA rungs per ``across`` value: ``run.json["rungs"]``, else where stopped trials ended."""
-    out: dict[str, set[int]] = {}
-    for run in res.runs:
-        here = res.trials[res.trials[RUN] == run.index]
-        rungs = run.rungs
-        if rungs is None:
-            stopped = here.loc[here[R.STATUS] == R.STOPPED, R.EPOCHS].dropna().astype(int)
-            rungs = tuple(sorted(set(stopped)))[:10]
-        for group in here[across].dropna().astype(str).unique():
-            out.setdefault(group, set()).update(rungs)
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def _runs_section(res: Results) -> list[Block]:
@@ -151,19 +79,6 @@ def _method_note(opts: ReportOptions) -> Para:
         "A cell with one trial shows its value alone; an empty cell had no such trial. "
         "Stopped, diverged, errored and infeasible trials are counted in the status tables."
     )
-
-
-def _num(value: object) -> object:
-    """JSON-ready number: NaN → None, floats rounded to 6 decimals, numpy scalars unboxed."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 6)
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{str(k): _num(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 class _Builder:
@@ -222,9 +137,9 @@ class _Builder:
             ),
         )
         key = label
-        self.summary["tables"][key] = _records(long)
-        self.summary["status"][key] = _records(status.reset_index())
-        self.summary["top_models"][key] = _records(top)
+        self.summary["tables"][key] = json_records(long)
+        self.summary["status"][key] = json_records(status.reset_index())
+        self.summary["top_models"][key] = json_records(top)
 
     def _top_shown(self, top: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
         if top.empty:
@@ -255,87 +170,13 @@ class _Builder:
             seed=opts.seed,
         )
         self.add(*blocks)
-        self.summary["importance"] = {**entry, "rows": _records(entry["rows"])}
+        self.summary["importance"] = {**entry, "rows": json_records(entry["rows"])}
 
     def compare_section(self, factor: str, a: str, b: str) -> None:
-        res, opts = self.res, self.opts
         self.progress(f"comparing {factor} {a} vs {b}")
-        top = compare_top(res.trials, factor, a, b, across=opts.across)
-        factors = [f for f in res.factors if f in res.trials.columns]
-        paired = S.paired_by(
-            res.trials,
-            factor,
-            a,
-            b,
-            factors=factors,
-            across=opts.across,
-            n_boot=opts.n_boot,
-            seed=opts.seed,
-        )
-        name = safe_name(f"{factor}_{a}_vs_{b}")
-        self.add(
-            Heading(f"{factor}: {b} vs {a}"),
-            Para(
-                f"Relative error reduction of the top `{b}` model over the top `{a}` model "
-                "(top = best val IoU; its test IoU), error = 100 − IoU, "
-                "reduction = (e_a − e_b) / e_a."
-            ),
-            Table(
-                f"top_{name}",
-                f"Top models: {factor} {a} vs {b}",
-                top.set_index(opts.across),
-                data=top,
-            ),
-            Para(
-                f"Paired comparison: trials of `{a}` and `{b}` sharing the dataset, every "
-                f"other factor and the seed; difference = {b} − {a} in IoU points; 95% CI "
-                f"by bootstrap ({opts.n_boot} resamples, seed {opts.seed}); p from the "
-                "two-sided Wilcoxon signed-rank test; win rate of "
-                f"`{b}` (ties count ½)."
-            ),
-            Table(
-                f"paired_{name}",
-                f"Paired comparison: {factor} {b} − {a}",
-                self._paired_shown(paired),
-                data=paired,
-            ),
-        )
-        self.summary["comparisons"].append(
-            {
-                "factor": factor,
-                "a": a,
-                "b": b,
-                "top_models": _records(top),
-                "paired": _records(paired),
-            }
-        )
-
-    def _paired_shown(self, paired: pd.DataFrame) -> pd.DataFrame:
-        across = self.opts.across
-        if paired.empty:
-            return pd.DataFrame(columns=[across, "pairs"])
-        shown = pd.DataFrame(
-            {
-                across: paired[across],
-                "pairs": paired["n_pairs"],
-                "mean diff": paired["mean_diff"].map(lambda v: f"{v:+.2f}"),
-                "95% CI": [
-                    f"[{lo:+.2f}, {hi:+.2f}]"
-                    for lo, hi in zip(paired["ci_low"], paired["ci_high"], strict=True)
-                ],
-                "Wilcoxon p": paired["p_value"].map(
-                    lambda p: "" if not math.isfinite(p) else f"{p:.3g}"
-                ),
-                "win rate": paired["win_rate"].map(
-                    lambda w: "" if not math.isfinite(w) else f"{w:.0%}"
-                ),
-                "unpaired a/b": [
-                    f"{x}/{y}"
-                    for x, y in zip(paired["unpaired_a"], paired["unpaired_b"], strict=True)
-                ],
-            }
-        )
-        return shown.set_index(across)
+        blocks, entry = compare_blocks(self.res, self.opts, factor, a, b)
+        self.add(*blocks)
+        self.summary["comparisons"].append(entry)
 
     def curves_section(self) -> None:
         res, opts = self.res, self.opts
@@ -346,7 +187,7 @@ class _Builder:
             res.trials,
             res.epochs,
             across=opts.across,
-            rungs=_rungs(res, opts.across),
+            rungs=run_rungs(res, opts.across),
             max_curves=opts.max_curves,
             seed=opts.seed,
         )
