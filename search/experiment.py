@@ -26,6 +26,7 @@ import yaml
 from core.errors import UserError
 from core.storage import Location, is_uri
 from spaces.dimensions import Dimension, Fixed, SpaceError, parse_space
+from trainables.weights_dir import weights_dir_from_key  # issue 13
 
 KINDS = ("segmentation", "pretraining")
 ALGORITHMS = ("grid", "random", "optuna")
@@ -33,6 +34,7 @@ SCHEDULERS = ("asha", "fifo")
 TOP_KEYS = (
     "name", "kind", "data", "space", "repeats", "search", "scheduler", "train", "resources",
     "storage", "fault",
+    "weights",  # issue 13: a fetched weights folder (trainables.weights_dir)
 )  # fmt: skip
 RESERVED = ("seed", "max_epochs")  # set from `repeats` and `scheduler.max_epochs`
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -90,6 +92,7 @@ class Experiment:
     fault: Fault = field(default_factory=Fault)
     storage: Location = field(default_factory=lambda: Location("runs"))  # path or URI
     base_dir: Path = Path(".")  # the experiment file's folder
+    weights: Path | None = None  # issue 13: `weights:` folder, relative to the file's folder
 
     @property
     def run_dir(self) -> Location:
@@ -164,6 +167,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         fault=_fault(_mapping(raw, "fault")),
         storage=_storage(raw.get("storage", "runs")),
         base_dir=base_dir,
+        weights=weights_dir_from_key(raw.get("weights"), base_dir),  # issue 13
     )
     _check_trial_keys(exp)
     _check_combination(exp)

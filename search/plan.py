@@ -33,6 +33,7 @@ from search.feasibility import (
     checker_for,
     segmentation_reason,
 )
+from search.weights import WeightStatus, format_weights, plan_weights, trial_weights
 from spaces.dimensions import Distribution, Fixed, Grid, sample
 
 
@@ -47,6 +48,7 @@ class Plan:
     asha_epochs: int  # trial-epochs if each ASHA rung keeps exactly the top 1/eta
     estimate_s: float | None  # wall time estimate from a previous run's epochs.parquet
     slots: int  # trials at once used for the estimate
+    weights: tuple[WeightStatus, ...] = ()  # issue 13: where each (init, encoder) comes from
 
     @property
     def rungs(self) -> list[int]:
@@ -55,7 +57,7 @@ class Plan:
 
 def base_config(exp: Experiment) -> dict[str, Any]:
     """What every trial gets besides its point: the ``train`` block and ``max_epochs``."""
-    return {**exp.train, "max_epochs": exp.scheduler.max_epochs}
+    return {**exp.train, **trial_weights(exp), "max_epochs": exp.scheduler.max_epochs}
 
 
 def expand_points(exp: Experiment) -> list[dict[str, Any]]:
@@ -89,11 +91,13 @@ def make_plan(
     checker: Checker | None = None,
     slots: int | None = None,
     progress: Progress | None = None,
+    offline: bool | None = None,
 ) -> Plan:
     """Expand, check feasibility, count; ``checker`` defaults to the trainables' own checks.
 
     ``progress(done, total)`` follows the encoder/decoder pairs that smp has to build (those
-    not in the feasibility cache).
+    not in the feasibility cache). Offline (``offline`` or see search.weights), trials
+    whose weights would be downloaded make it refuse in one line.
     """
     check = checker or checker_for(exp.kind)
     points, infeasible = [], []
@@ -107,6 +111,7 @@ def make_plan(
             reason = check(point)
             (infeasible.append((point, reason)) if reason else points.append(point))
         trials = len(points)
+    weights = plan_weights(exp, points, offline=offline)  # issue 13: refuses offline gaps
     slots = slots or _default_slots(exp)
     fifo = trials * exp.scheduler.max_epochs
     asha = asha_trial_epochs(trials, exp) if exp.scheduler.name == "asha" else fifo
@@ -120,6 +125,7 @@ def make_plan(
         asha_epochs=asha,
         estimate_s=_estimate(exp, asha, slots),
         slots=slots,
+        weights=weights,
     )
 
 
@@ -175,6 +181,7 @@ def format_plan(plan: Plan) -> str:
     ]
     for reason, count in plan.reasons:
         lines.append(f"skipped {count} point(s): {reason}")
+    lines += format_weights(plan.weights)  # issue 13
     lines += [
         f"trials: {plan.trials}"
         + (f" (+{len(plan.infeasible)} infeasible)" if plan.infeasible else ""),

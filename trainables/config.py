@@ -53,6 +53,7 @@ class SegmentationConfig:
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
     zoo_dir: str | None = None
     cache_dir: str | None = None
+    weights_dir: str | None = None  # a fetched weights folder (trainables.weights_dir)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> SegmentationConfig:
