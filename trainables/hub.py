@@ -27,7 +27,7 @@ def _offline_error(encoder: str, repo: str, rev: str, err: BaseException) -> Use
     how = _HOW.format(encoder=encoder, repo=repo, rev=rev)
     return UserError(
         f"cannot get ImageNet weights for {encoder} from the Hugging Face hub "
-        f"({repo}@{rev[:10]}: {type(err).__name__}; offline or not cached); {how}"
+        f"({repo}@{rev[:10]}: {type(err).__name__}, offline or not cached); {how}"
     )
 
 

@@ -297,7 +297,10 @@ def _fetch_one(need: Needed, folder: Path) -> str:
         record = read_manifest(folder).get(need.relpath)
     if record and check_file(folder, need.relpath, record) is None:
         return f"{label} already there"
-    src, fresh = _obtain(need, folder)
+    try:
+        src, fresh = _obtain(need, folder)
+    except UserError as err:  # the caches' advice (copy it to ...) does not apply here
+        raise UserError(str(err).split(";")[0]) from None
     new = _copy_in(src, fresh, folder, need)
     with folder_lock(folder):
         records = read_manifest(folder)

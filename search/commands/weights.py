@@ -63,7 +63,7 @@ def _pairs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], Path | None
     points = [] if exp.search.algorithm == "optuna" else expand_points(exp)
     pairs = [
         (init, enc)
-        for init, enc in planned_pairs(exp, points)
+        for init, enc in sorted(planned_pairs(exp, points))
         if (not inits or init in inits) and (not args.encoders or enc in args.encoders)
         and check_available(init, enc) is None  # points the plan drops need nothing
     ]  # fmt: skip
@@ -81,6 +81,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     if not pairs:
         print(f"nothing to fetch: the experiment plans no {FETCH_INITS} weights")
         return 0
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # its retry notices are noise; failures come as one line
     print(f"fetching {len(pairs)} (init, encoder) pair(s) into {folder}", file=sys.stderr)
     failures = fetch_pairs(pairs, folder, say=print)
     for line in failures:
