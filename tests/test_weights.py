@@ -239,3 +239,14 @@ def test_an_offline_sweep_trains_every_trial_from_the_folder(
     rows = {r["init"]: r for r in result.trials}
     assert set(rows) == {"imagenet", "micronet"}
     assert all(r["status"] == "completed" for r in rows.values()), rows
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(3, r"`weights` must be a folder path, but got 3"),
+     ("s3://bucket/weights", r"only local or shared-mount paths")],
+)  # fmt: skip
+def test_a_bad_weights_key_is_one_line(tmp_path, value, message):
+    with pytest.raises(UserError, match=message) as err:
+        load_experiment(_experiment(tmp_path, weights=value))
+    assert "\n" not in str(err.value)
