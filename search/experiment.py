@@ -31,10 +31,12 @@ from core.yamlio import load_yaml
 from search.strategies import get_searcher, list_schedulers, list_searchers
 from spaces.dimensions import Dimension, SpaceError, parse_space
 from trainables.task import Task, get_task
+from trainables.weights_dir import weights_dir_from_key  # issue 13
 
 TOP_KEYS = (
     "name", "kind", "data", "space", "repeats", "search", "scheduler", "train", "resources",
     "storage", "fault",
+    "weights",  # issue 13: a fetched weights folder (trainables.weights_dir)
 )  # fmt: skip
 RESERVED = ("seed", "max_epochs")  # set from `repeats` and `scheduler.max_epochs`
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -88,6 +90,7 @@ class Experiment:
     fault: Fault = field(default_factory=Fault)
     storage: Location = field(default_factory=lambda: Location("runs"))  # path or URI
     base_dir: Path = Path(".")  # the experiment file's folder
+    weights: Path | None = None  # issue 13: `weights:` folder, relative to the file's folder
 
     @property
     def run_dir(self) -> Location:
@@ -103,8 +106,11 @@ class Experiment:
 
 
 def base_config(exp: Experiment) -> dict[str, Any]:
-    """What every trial gets besides its point: the ``train`` block and ``max_epochs``."""
-    return {**exp.train, "max_epochs": exp.scheduler.max_epochs}
+    """What every trial gets besides its point: the ``train`` block, ``max_epochs`` and the
+    weights folder (resolved here, on the driver)."""
+    from search.weights import trial_weights
+
+    return {**exp.train, **trial_weights(exp), "max_epochs": exp.scheduler.max_epochs}
 
 
 def load_experiment(path: str | Path, *, overrides: list[str] = ()) -> Experiment:
@@ -172,6 +178,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         fault=_fault(_mapping(raw, "fault")),
         storage=_storage(raw.get("storage", "runs")),
         base_dir=base_dir,
+        weights=weights_dir_from_key(raw.get("weights"), base_dir),  # issue 13
     )
     _check_trial_keys(exp)
     _check_combination(exp)

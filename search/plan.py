@@ -24,6 +24,7 @@ from analysis import results as R
 from core.errors import ConfigError, UserError
 from search.experiment import Experiment, base_config
 from search.strategies import get_scheduler, get_searcher
+from search.weights import WeightStatus, format_weights, plan_weights
 from spaces.dimensions import Distribution, Fixed, Grid
 from trainables.task import Progress
 
@@ -39,6 +40,7 @@ class Plan:
     asha_epochs: int  # trial-epochs the scheduler is expected to run
     estimate_s: float | None  # wall time estimate from a previous run's epochs.parquet
     slots: int  # trials at once used for the estimate
+    weights: tuple[WeightStatus, ...] = ()  # issue 13: where each (init, encoder) comes from
 
     @property
     def rungs(self) -> list[int]:
@@ -51,12 +53,14 @@ def make_plan(
     slots: int | None = None,
     progress: Progress | None = None,
     feasibility: bool = True,
+    offline: bool | None = None,
 ) -> Plan:
     """Expand, check every trial config, check feasibility (unless ``feasibility=False``),
     count.
 
     ``progress(done, total)`` follows the task's batch checks (smp building encoder/decoder
-    pairs that are not in the feasibility cache).
+    pairs that are not in the feasibility cache). Offline (``offline``, or see
+    search.weights), trials whose weights would be downloaded make it refuse in one line.
     """
     task, searcher = exp.task, get_searcher(exp.search.algorithm)
     expanded = searcher.points(exp)
@@ -68,6 +72,7 @@ def make_plan(
         reason = task.check(point) if feasibility else None
         (infeasible.append((point, reason)) if reason else points.append(point))
     trials = searcher.num_samples(exp, points)
+    weights = plan_weights(exp, points, offline=offline)  # refuses offline gaps
     slots = slots or _default_slots(exp)
     fifo = trials * exp.scheduler.max_epochs
     expected = get_scheduler(exp.scheduler.name).trial_epochs(trials, exp.scheduler)
@@ -81,6 +86,7 @@ def make_plan(
         asha_epochs=expected,
         estimate_s=_estimate(exp, expected, slots),
         slots=slots,
+        weights=weights,
     )
 
 
@@ -166,6 +172,7 @@ def format_plan(plan: Plan) -> str:
     ]
     for reason, count in plan.reasons:
         lines.append(f"skipped {count} point(s): {reason}")
+    lines += format_weights(plan.weights)  # issue 13
     lines += [
         f"trials: {plan.trials}"
         + (f" (+{len(plan.infeasible)} infeasible)" if plan.infeasible else ""),

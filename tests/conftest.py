@@ -11,6 +11,9 @@ import pytest
 # Caches (weights, feasibility answers) go to a fresh folder, never the user's ~/.cache; set
 # before any Ray runtime starts so that its workers inherit it.
 os.environ.setdefault("MICROSWEEP_CACHE", tempfile.mkdtemp(prefix="microsweep-test-cache-"))
+# Plans count weights to download as fine (no network probe); the offline refusal is tested
+# with MICROSWEEP_OFFLINE=1 / offline=True (tests/test_weights.py).
+os.environ.setdefault("MICROSWEEP_OFFLINE", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MICROSWEEP_SHARED_DATA", REPO.parent / "shared" / "data"))

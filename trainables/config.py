@@ -50,6 +50,7 @@ class SegmentationConfig(TypedConfig):
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
     zoo_dir: str | None = None
     cache_dir: str | None = None
+    weights_dir: str | None = None  # a fetched weights folder (trainables.weights_dir)
 
     def validate(self) -> None:
         in_range(self, "bce_weight", 0.0, 1.0)

@@ -80,10 +80,11 @@ HEAD_PREFIXES = ("fc.", "classifier.", "last_linear.", "_fc.", "head.", "linear.
 
 @dataclass(frozen=True)
 class InitContext:
-    """Where an init source may look: the encoder zoo and the download cache."""
+    """Where an init source may look: the encoder zoo, the download cache, a weights folder."""
 
     zoo_dir: Path | None
     cache_dir: Path
+    weights_dir: Path | None = None  # trainables.weights_dir: fetched files, checked by hash
 
 
 Resolver = Callable[[str, str, InitContext], StateDict | None]  # (argument, encoder, ctx)
@@ -162,11 +163,26 @@ def expand_init(init: str, encoder: str) -> str:
 
 
 def resolve_init(
-    init: str, encoder: str, *, zoo_dir: Path | None = None, cache_dir: Path | None = None
+    init: str,
+    encoder: str,
+    *,
+    zoo_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> StateDict | None:
-    """The encoder state dict ``init`` stands for (``None`` for ``none``: keep smp's init)."""
+    """The encoder state dict ``init`` stands for (``None`` for ``none``: keep smp's init).
+
+    Downloading sources look in the weights folder (``weights_dir`` or ``$MICROSWEEP_WEIGHTS``)
+    first, then in their cache, and download last.
+    """
+    from trainables.weights_dir import resolve_weights_dir
+
     source, arg = parse_init(expand_init(init, encoder), zoo_dir)
-    ctx = InitContext(resolve_zoo_dir(zoo_dir), Path(cache_dir or default_cache_dir()))
+    ctx = InitContext(
+        resolve_zoo_dir(zoo_dir),
+        Path(cache_dir or default_cache_dir()),
+        resolve_weights_dir(weights_dir),
+    )
     return source.resolve(arg, encoder, ctx)
 
 
@@ -177,9 +193,12 @@ def apply_init(
     *,
     zoo_dir: Path | None = None,
     cache_dir: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> None:
     """Load the weights ``init`` stands for into ``model.encoder`` (strictly; heads dropped)."""
-    state = resolve_init(init, encoder, zoo_dir=zoo_dir, cache_dir=cache_dir)
+    state = resolve_init(
+        init, encoder, zoo_dir=zoo_dir, cache_dir=cache_dir, weights_dir=weights_dir
+    )
     if state is not None:
         load_encoder_weights(getattr(model, "encoder", model), state, source=init)
 
@@ -266,7 +285,16 @@ def _none(arg: str, encoder: str, ctx: InitContext) -> StateDict | None:
 def _imagenet(arg: str, encoder: str, ctx: InitContext) -> StateDict | None:
     from trainables.hub import imagenet_state_dict
 
-    return imagenet_state_dict(encoder)
+    folder_copy = _from_weights_dir(ctx, "imagenet", encoder)
+    return load_weights_file(folder_copy) if folder_copy else imagenet_state_dict(encoder)
+
+
+def _from_weights_dir(ctx: InitContext, init: str, encoder: str) -> Path | None:
+    if ctx.weights_dir is None or encoder.startswith("tu-"):
+        return None
+    from trainables.weights_dir import weights_file
+
+    return weights_file(ctx.weights_dir, init, encoder)
 
 
 def micronet_url(encoder: str, kind: str, base_url: str | None = None) -> str:
@@ -284,6 +312,9 @@ def micronet_url(encoder: str, kind: str, base_url: str | None = None) -> str:
 def _nasa(kind: str) -> Resolver:
     def resolve(arg: str, encoder: str, ctx: InitContext) -> StateDict:
         url = micronet_url(encoder, kind)
+        folder_copy = _from_weights_dir(ctx, kind, encoder)
+        if folder_copy:
+            return load_weights_file(folder_copy)
         path = fetch(url, ctx.cache_dir, sha256=PINNED_SHA256.get(url.rsplit("/", 1)[-1]))
         return load_weights_file(path)
 

@@ -121,6 +121,7 @@ def create_model(
     init: str = "none",
     zoo_dir: Path | None = None,
     cache_dir: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> torch.nn.Module:
     """An smp model with ``num_classes`` output channels and the encoder initialised from ``init``.
 
@@ -136,7 +137,7 @@ def create_model(
     if reason is not None:
         raise UserError(f"{decoder} with encoder {encoder!r} is infeasible: {reason}")
     model = _build(decoder, encoder, num_classes)
-    apply_init(model, init, encoder, zoo_dir=zoo_dir, cache_dir=cache_dir)
+    apply_init(model, init, encoder, zoo_dir=zoo_dir, cache_dir=cache_dir, weights_dir=weights_dir)
     return model
 
 

@@ -63,6 +63,7 @@ class SegmentationTrial:
             init=cfg.init,
             zoo_dir=Path(cfg.zoo_dir) if cfg.zoo_dir else None,
             cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+            weights_dir=Path(cfg.weights_dir) if cfg.weights_dir else None,
         )
         self.model = runtime.place(model)
         self.loss_fn = SegmentationLoss(bce_weight=cfg.bce_weight)

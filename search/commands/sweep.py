@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--address", help="Ray cluster address ('auto': the local `ray start`)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument(
+        "--offline", action="store_true",
+        help="no network: refuse before launch if planned weights are not fetched (issue 13)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -51,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from search.plan import format_plan, make_plan
 
     exp = load_experiment(experiment_path(args.file), overrides=args.overrides)
+    if args.offline:  # issue 13: read by search.weights in make_plan (also in run_sweep)
+        os.environ["MICROSWEEP_OFFLINE"] = "1"
     if args.dry_run:
         plan = make_plan(exp, progress=pair_progress)  # every trial config checked
         print(format_plan(plan))
