@@ -221,7 +221,6 @@ def test_an_offline_sweep_trains_every_trial_from_the_folder(
     ray_local, sources, tmp_path, monkeypatch
 ):
     from search.launch import run_sweep
-
     from trainables.data.synth import generate
 
     folder = tmp_path / "weights"
