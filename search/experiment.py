@@ -48,6 +48,7 @@ class Search:
     num_samples: int = 1  # grid: draws of the distributions per grid point; else: trials
     seed: int = 0
     max_concurrent: int | None = None
+    points: tuple[Mapping[str, Any], ...] = ()  # `listed`: the configurations to run
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,17 @@ class Experiment:
     storage: Location = field(default_factory=lambda: Location("runs"))  # path or URI
     base_dir: Path = Path(".")  # the experiment file's folder
     weights: Path | None = None  # issue 13: `weights:` folder, relative to the file's folder
+    stage: str = "search"  # the confirm stage of `recommend` runs in the same run folder
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the validated file, for later stages
 
     @property
     def run_dir(self) -> Location:
         return self.storage / self.name
+
+    @property
+    def ray_dir(self) -> Location:
+        """Ray's experiment folder: the run folder itself, or ``RUN/<stage>`` after search."""
+        return self.run_dir if self.stage == "search" else self.run_dir / self.stage
 
     @property
     def seeds(self) -> list[int]:
@@ -178,6 +186,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         fault=_fault(_mapping(raw, "fault")),
         storage=_storage(raw.get("storage", "runs")),
         base_dir=base_dir,
+        raw=MappingProxyType(dict(raw)),
         weights=weights_dir_from_key(raw.get("weights"), base_dir),  # issue 13
     )
     _check_trial_keys(exp)
@@ -236,13 +245,17 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 def _search(raw: Mapping[str, Any]) -> Search:
-    _check_keys("search.", raw, ("algorithm", "num_samples", "seed", "max_concurrent"))
+    _check_keys("search.", raw, ("algorithm", "num_samples", "seed", "max_concurrent", "points"))
     max_conc = raw.get("max_concurrent")
+    points = raw.get("points") or ()
+    if not isinstance(points, list | tuple) or not all(isinstance(p, Mapping) for p in points):
+        raise UserError(f"search.points must be a list of mappings, but got {points!r}")
     return Search(
         algorithm=_choice("search.algorithm", raw.get("algorithm", "grid"), list_searchers()),
         num_samples=_int("search.num_samples", raw.get("num_samples", 1), low=1),
         seed=_int("search.seed", raw.get("seed", 0), low=0),
         max_concurrent=None if max_conc is None else _int("search.max_concurrent", max_conc, low=1),
+        points=tuple(MappingProxyType(dict(p)) for p in points),
     )
 
 

@@ -24,9 +24,11 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from analysis import results as R
+from core import storage
 from core.errors import StorageError, UserError
 from core.storage import Location
 from search.experiment import Experiment
@@ -44,6 +46,7 @@ RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
 }
 TRAINED = (R.COMPLETED, R.STOPPED)  # statuses of trials that trained
+EXPERIMENT_FILE = "experiment.json"  # RUN/experiment.json (see save_experiment)
 
 
 class NothingTrained(UserError):
@@ -117,13 +120,15 @@ def run_sweep(
     exp = experiment
     run_dir = exp.run_dir
     with _storage_errors_are_user_errors():
-        _check_run_folder(run_dir, resume=resume, printer=printer)
+        _check_run_folder(exp.ray_dir, resume=resume, printer=printer)
         exp.task.trainable()  # a custom trainable that cannot be imported: one line, here
         plan = make_plan(exp, progress=progress)  # every trial config checked: no Ray yet
         if not plan.trials:
             reasons = "; ".join(f"{n}x {r}" for r, n in plan.reasons[:3]) or "no trials planned"
             raise UserError(f"experiment '{exp.name}': nothing to train: {reasons}")
         run_dir.make_dir()  # a bucket typo or missing credentials: one line, before any work
+        if exp.stage == R.SEARCH:
+            save_experiment(exp)
         data = load_data(exp)
         if data is not None:
             exp.task.prepare_run(data, run_dir)
@@ -156,6 +161,28 @@ def _storage_errors_are_user_errors() -> Iterator[None]:
         yield
     except StorageError as err:
         raise UserError(str(err)) from None
+
+
+def save_experiment(exp: Experiment) -> None:
+    """``RUN/experiment.json``: the validated experiment file, so that later stages
+    (``recommend RUN``) rebuild the same experiment from the run folder alone."""
+    storage.write_json(
+        exp.run_dir / EXPERIMENT_FILE,
+        {"raw": {**exp.raw, "storage": str(exp.storage)}, "base_dir": str(exp.base_dir)},
+    )
+
+
+def load_saved_experiment(run_dir: str | Location) -> Experiment:
+    """The experiment a sweep saved in its run folder (one line when there is none)."""
+    import json
+
+    from search.experiment import parse_experiment
+
+    path = Location.parse(run_dir) / EXPERIMENT_FILE
+    if not path.is_file():
+        raise UserError(f"'{run_dir}' is not a microsweep run folder (no {EXPERIMENT_FILE})")
+    saved = json.loads(path.read_bytes())
+    return parse_experiment(saved["raw"], base_dir=Path(saved["base_dir"]))
 
 
 def load_data(exp: Experiment) -> Any:

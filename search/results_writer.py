@@ -55,10 +55,12 @@ class ResultsWriter(tune.Callback):
         infeasible: list[tuple[dict[str, Any], str]],
         resources: Any,
         task: Any,
+        stage: str = R.SEARCH,
         min_interval_s: float = 5.0,
     ) -> None:
         self.run_dir = str(run_dir)
         self.task = task  # trainables.task.Task: objective, epoch and final keys
+        self.stage = stage  # the `stage` column of the rows this writer adds
         self.run_info = run_info
         self.factors = factors
         self.infeasible = infeasible
@@ -91,7 +93,8 @@ class ResultsWriter(tune.Callback):
             row = self._base_row(name, config)
             row.update({R.STATUS: R.INFEASIBLE, R.ERROR: reason, R.EPOCHS: 0})
             self._trials.setdefault(name, row)
-        storage.write_json(self._run / R.RUN_FILE, self.run_info)
+        if self.stage == R.SEARCH or not (self._run / R.RUN_FILE).is_file():
+            storage.write_json(self._run / R.RUN_FILE, self.run_info)
         self._flush()
 
     def on_trial_result(
@@ -147,7 +150,7 @@ class ResultsWriter(tune.Callback):
 
     def _base_row(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         res = self.resources(config)
-        row = {R.TRIAL: name, R.EXPERIMENT: self.run_info["experiment"]}
+        row = {R.TRIAL: name, R.EXPERIMENT: self.run_info["experiment"], R.STAGE: self.stage}
         row[R.DATASET] = self.run_info.get("dataset")
         row.update({k: _scalar(config.get(k)) for k in self.factors})
         row[R.SEED] = config.get("seed")

@@ -67,10 +67,13 @@ def run_config(
         infeasible=list(plan.infeasible),
         resources=resources,
         task=exp.task,
+        stage=exp.stage,
     )
+    # Ray's folder is exp.ray_dir: the run folder (search), or RUN/<stage> after it
+    storage, name = (exp.storage, exp.name) if exp.stage == R.SEARCH else (exp.run_dir, exp.stage)
     return tune.RunConfig(
-        name=exp.name,
-        storage_path=str(exp.storage),  # Ray resolves URIs with pyarrow.fs as we do
+        name=name,
+        storage_path=str(storage),  # Ray resolves URIs with pyarrow.fs as we do
         failure_config=tune.FailureConfig(max_failures=exp.fault.max_failures),
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=exp.fault.checkpoints_to_keep,
@@ -136,7 +139,7 @@ def restore_tuner(exp: Experiment, plan: Plan, data: Any, *, callbacks: list[Any
     from ray import tune
 
     return tune.Tuner.restore(
-        str(Location.parse(exp.run_dir)),
+        str(Location.parse(exp.ray_dir)),
         trainable=_trainable(exp, data),
         resume_unfinished=True,
         resume_errored=True,

@@ -4,4 +4,14 @@ Each module keeps its top-level imports light (no torch/ray) so that ``microswee
 stays fast; heavy imports happen inside the command's function.
 """
 
-COMMAND_MODULES = ("init", "data", "list", "train", "pretrain", "sweep", "report", "weights")
+COMMAND_MODULES = (
+    "init",
+    "data",
+    "list",
+    "train",
+    "pretrain",
+    "sweep",
+    "recommend",
+    "report",
+    "weights",
+)

@@ -20,7 +20,7 @@ from search.strategies.base import Scheduler, Searcher
 
 SEARCHERS: Registry[type[Searcher]] = Registry("search algorithm")
 SCHEDULERS: Registry[type[Scheduler]] = Registry("scheduler")
-BUILTIN = ("grid_search", "random_search", "optuna_search", "asha", "fifo")
+BUILTIN = ("grid_search", "random_search", "optuna_search", "listed", "asha", "fifo")
 
 
 def _load() -> None:

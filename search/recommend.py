@@ -1,0 +1,110 @@
+"""``microsweep recommend``: search, confirm, rank, export — the answer for a new material.
+
+Example::
+
+    rec, run_dir = recommend("exp.yaml", top=3, seeds=3)   # or an existing run folder
+    rec.to_json()["winner"]                                 # also RUN/recommendation.json
+
+1. **Search**: the experiment's sweep (ASHA), or the sweep already in a run folder (an
+   interrupted one is resumed; finished trials are never run again).
+2. **Confirm**: the ``top`` configurations by best val IoU are trained again from scratch to
+   the full budget (FIFO: no early stopping, the trainable's own patience schedule) with
+   ``seeds`` new seeds each, as a second Ray Tune stage in ``RUN/confirm`` whose trials are
+   added to ``RUN/trials.parquet`` with ``stage = confirm``.
+3. **Rank** (:mod:`analysis.recommend`): mean ± std, CI, P(best), cost and a verdict, written
+   to ``RUN/recommendation.json``.
+4. **Export**: the winner's best confirm trial (or all its confirm seeds with ``ensemble``)
+   to ``RUN/model/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from analysis import results as R
+from core.errors import UserError
+from core.storage import Location
+from search.experiment import Experiment, SchedulerSettings, Search, load_experiment
+from search.launch import load_saved_experiment, run_sweep
+from search.progress import Printer, stderr_line
+from search.resume import TUNER_FILE
+from spaces.dimensions import Fixed
+
+MODEL_DIR = "model"
+
+
+def recommend(
+    target: str | Path,
+    *,
+    top: int = 3,
+    seeds: int = 3,
+    ensemble: bool = False,
+    address: str | None = None,
+    overrides: list[str] = (),
+    printer: Printer = stderr_line,
+) -> tuple[Any, Location]:
+    """Run the four steps on an experiment file or a run folder; returns the
+    :class:`~analysis.recommend.Recommendation` and the run folder."""
+    from analysis.recommend import candidates, rank, write_recommendation
+
+    if top < 1 or seeds < 1:
+        raise UserError(f"--top and --seeds must be >= 1, but got {top} and {seeds}")
+    exp = _experiment(target, overrides)
+    printer(f"recommend: search stage in {exp.run_dir}")
+    run_sweep(exp, address=address, resume=(exp.ray_dir / TUNER_FILE).exists())
+    factors = _factors(exp)
+    trials = _trials(exp.run_dir)
+    picks = candidates(trials, factors, top=top)
+    printer(f"recommend: confirming {len(picks)} configuration(s) x {seeds} new seed(s)")
+    confirm = confirm_experiment(exp, [c.config for c in picks], seeds=seeds)
+    resume = (confirm.ray_dir / TUNER_FILE).exists()
+    run_sweep(confirm, address=address, resume=resume, require_trained=False)
+    rec = rank(_trials(exp.run_dir), factors, seed=exp.search.seed)
+    write_recommendation(exp.run_dir, rec)
+    _export(exp, rec, ensemble=ensemble, printer=printer)
+    return rec, exp.run_dir
+
+
+def _experiment(target: str | Path, overrides: list[str]) -> Experiment:
+    path = Path(target)
+    if path.is_file():
+        return load_experiment(path, overrides=list(overrides))
+    if overrides:
+        raise UserError("--set applies to an experiment file, not to a run folder")
+    return load_saved_experiment(str(target))
+
+
+def _factors(exp: Experiment) -> list[str]:
+    return [k for k, d in exp.space.items() if not isinstance(d, Fixed)] or list(exp.space)
+
+
+def _trials(run_dir: Location) -> Any:
+    from analysis.load import load_runs
+
+    return load_runs([run_dir])
+
+
+def confirm_experiment(exp: Experiment, configs: list[dict], *, seeds: int) -> Experiment:
+    """The confirm stage: ``configs`` x ``seeds`` seeds new to the search, full budget, FIFO."""
+    first = max(exp.seeds) + 1
+    points = tuple({k: v for k, v in c.items() if k in exp.space} for c in configs)
+    return dataclasses.replace(
+        exp,
+        stage=R.CONFIRM,
+        repeats=seeds,
+        search=Search(algorithm="listed", seed=first, points=points),
+        scheduler=SchedulerSettings("fifo", exp.scheduler.max_epochs),
+    )
+
+
+def _export(exp: Experiment, rec: Any, *, ensemble: bool, printer: Printer) -> None:
+    from search.export import export_model
+
+    winner = rec.candidates[rec.winner]
+    members = list(winner.trials) if ensemble else [winner.best_trial]
+    out = exp.run_dir / MODEL_DIR
+    export_model(exp.run_dir, trials=members, out=out, overwrite=True)
+    printer(f"recommend: {rec.verdict}")
+    printer(f"recommend: model exported to {out}")
