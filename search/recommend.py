@@ -99,12 +99,14 @@ def confirm_experiment(exp: Experiment, configs: list[dict], *, seeds: int) -> E
     )
 
 
-def _export(exp: Experiment, rec: Any, *, ensemble: bool, printer: Printer) -> None:
+def _export(exp: Experiment, rec: Any, *, ensemble: bool, printer: Printer) -> Path:
     from search.export import export_model
 
     winner = rec.candidates[rec.winner]
     members = list(winner.trials) if ensemble else [winner.best_trial]
-    out = exp.run_dir / MODEL_DIR
-    export_model(exp.run_dir, trials=members, out=out, overwrite=True)
+    # a package is a local folder: beside the run folder on disks, here for object stores
+    out = Path(f"{exp.name}-{MODEL_DIR}") if exp.run_dir.is_uri else Path(exp.run_dir) / MODEL_DIR
+    export_model(exp.run_dir, trials=members, out=out, ensemble=ensemble, overwrite=True)
     printer(f"recommend: {rec.verdict}")
     printer(f"recommend: model exported to {out}")
+    return out
