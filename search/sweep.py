@@ -270,7 +270,17 @@ def run_info(exp: Experiment, plan: Plan, data: Any) -> dict[str, Any]:
         R.SEEDS: exp.seeds,
         "search": exp.search.algorithm,
         "scheduler": exp.scheduler.name,
+        **_dataset_record(exp),  # predict hook (issue 11): class map + dataset hash for export
     }
+
+
+def _dataset_record(exp: Experiment) -> dict[str, Any]:
+    from trainables.data.fingerprint import class_map_record, dataset_sha256
+
+    spec = exp.data if exp.kind == "segmentation" else None
+    if spec is None:
+        return {}
+    return {"class_map": class_map_record(spec.classes), "dataset_sha256": dataset_sha256(spec)}
 
 
 def _new_tuner(exp: Experiment, plan: Plan, data: Any) -> Any:
