@@ -193,7 +193,6 @@ def write_tables(
 ) -> dict[str, Any]:
     """Phases and particles as Parquet and CSV, and ``summary.json``; returns the summary."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     phases = [row for r in results for row in r.phases]
     particles = [row for r in results for row in r.particles]
@@ -201,9 +200,8 @@ def write_tables(
                                 (PARTICLES, particles, M.PARTICLE_COLUMNS)):  # fmt: skip
         table = pa.Table.from_pylist(rows) if rows else _empty(columns)
         storage.write_parquet(out / f"{name}.parquet", table)
-        buf = io.BytesIO()
-        pacsv.write_csv(table, buf)
-        storage.write_bytes(out / f"{name}.csv", buf.getvalue())
+        csv = table.to_pandas().to_csv(index=False)  # quotes only where needed, for spreadsheets
+        storage.write_bytes(out / f"{name}.csv", csv.encode())
     summary = M.summarise(phases, particles, classes, scale=scale)
     storage.write_json(out / SUMMARY_FILE, summary)
     return summary
