@@ -57,7 +57,7 @@ def test_exported_trial_reproduces_its_saved_test_predictions(ray_local, tmp_pat
     meta = json.loads((pkg / META_FILE).read_text())
     assert meta["provenance"]["members"][0]["trial"] == row[R.TRIAL]
     assert meta["provenance"]["dataset_sha256"] == info["dataset_sha256"]
-    assert meta["tile"] == 64 and [c["name"] for c in meta["classes"]][0] == "matrix"
+    assert meta["tile"] == 64 and meta["classes"][0]["name"] == "matrix"
 
     options = PredictOptions(precision="fp32")
     pred = predict_images(pkg, [str(data / "test")], tmp_path / "pred", options=options,
