@@ -87,7 +87,7 @@ def run_config(
 
 def run_info(exp: Experiment, plan: Plan, data: Any) -> dict[str, Any]:
     """``run.json``: what the run is, for reports and later stages (analysis.results)."""
-    info = exp.task.data_info(data) if data is not None else {"dataset": None}
+    info = exp.task.data_info(data, spec=exp.data) if data is not None else {"dataset": None}
     return {
         "schema": R.SCHEMA_VERSION,
         "experiment": exp.name,

@@ -281,7 +281,7 @@ class PretrainingTask(Task):
 
         return load_image_folder(spec)
 
-    def data_info(self, data: ClassificationData) -> dict[str, Any]:
+    def data_info(self, data: ClassificationData, *, spec: Any = None) -> dict[str, Any]:
         return {"dataset": data.label, "classes": list(data.classes), "test_splits": []}
 
     def trainable(self) -> Callable[..., None]:

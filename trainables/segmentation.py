@@ -46,6 +46,8 @@ from trainables.runtime import Runtime, ray_resources, resolve_runtime
 from trainables.task import TASKS, Progress, Task, get_task, import_function
 
 PREDICTIONS_DIR = K.PREDICTIONS_DIR
+MODEL_FILE = "model.safetensors"  # final checkpoint: the best-val weights (plain state_dict)
+CONFIG_FILE = "config.json"  # final checkpoint: the trial's typed config as a dict
 
 
 class SegmentationTrial:
@@ -172,6 +174,7 @@ class SegmentationTrial:
     def final_metrics(self, folder: Path) -> dict[str, Any]:
         """Evaluate the best-val model on every test split; write predicted masks as PNG."""
         self.model.load_state_dict(self.best_weights())
+        write_model_files(folder, self.model.state_dict(), self.cfg.to_dict())  # for export
         out: dict[str, Any] = {
             K.DONE: True,
             K.BEST_EPOCH: self.schedule.best_epoch,
@@ -203,6 +206,18 @@ class SegmentationTrial:
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
+
+
+def write_model_files(folder: Path, weights: dict[str, torch.Tensor], config: dict) -> None:
+    """``model.safetensors`` (the best-val weights) and ``config.json`` beside ``state.pt``,
+    so that ``microsweep export`` needs neither the optimiser nor unpickling."""
+    import json
+
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
+              str(folder / MODEL_FILE))  # fmt: skip
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
 def write_predictions(folder: Path, masks: dict[str, np.ndarray]) -> None:
@@ -272,12 +287,18 @@ class SegmentationTask(Task):
         crop = train.get("crop")  # training images must fit a fixed crop
         return load_dataset(spec, crop=crop if isinstance(crop, int) else None)
 
-    def data_info(self, data: SegmentationData) -> dict[str, Any]:
-        return {
+    def data_info(self, data: SegmentationData, *, spec: Any = None) -> dict[str, Any]:
+        from trainables.data.fingerprint import class_map_record, dataset_sha256
+
+        info = {
             "dataset": data.label,
             "classes": list(data.classes),
             "test_splits": list(data.test_splits),
         }
+        if spec is not None:  # what a model package records of its training data
+            info["class_map"] = class_map_record(spec.classes)
+            info["dataset_sha256"] = dataset_sha256(spec)
+        return info
 
     def prepare_run(self, data: SegmentationData, run_dir: Any) -> None:
         write_truth_masks(data, run_dir)

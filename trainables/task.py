@@ -72,8 +72,9 @@ class Task(ABC):
     def load_data(self, spec: Any, *, train: Mapping[str, Any]) -> Any:
         """Checked, decoded data for the object store (DataError lists every problem)."""
 
-    def data_info(self, data: Any) -> dict[str, Any]:
-        """What run.json records of the data: ``dataset`` label, ``classes``, ``test_splits``."""
+    def data_info(self, data: Any, *, spec: Any = None) -> dict[str, Any]:
+        """What run.json records of the data (``dataset`` label, ``classes``,
+        ``test_splits``, ...); ``spec`` is the experiment's validated ``data:`` block."""
         return {"dataset": getattr(data, "label", None), "classes": [], "test_splits": []}
 
     def prepare_run(self, data: Any, run_dir: Any) -> None:
