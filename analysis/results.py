@@ -89,3 +89,4 @@ SEEDS = "seeds"  # run.json: the seeds of the repeats, e.g. [0, 1, 2]
 CHECKPOINT = "checkpoint"  # trials.parquet: best checkpoint folder, relative to the run folder
 PREDICTIONS_DIR = "predictions"  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
 TRUTH_DIR = "truth"  # RUN/truth/{split}/{image}.png (class indices), written once per run
+LOGS_DIR = "logs"  # RUN/logs/ray-{UTC time}.log: Ray's own output of each sweep session

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import results as R
+from analysis.status import PLANNED_EPOCHS, PLANNED_TRIALS
 from core import storage
 from core.errors import StorageError, UserError
 from core.storage import Location
+from search.console import Console, ray_output, ray_verbosity
 from search.experiment import Experiment
 from search.feasibility import Progress
 from search.plan import Plan, base_config, make_plan
@@ -35,6 +37,7 @@ from search.repair import repair_snapshot
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
 from search.resume import TUNER_FILE, check_resumable
+from search.stopping import ends_quietly
 from spaces.dimensions import Fixed
 
 METRIC, MODE = "val_iou", "max"
@@ -60,6 +63,7 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    verbose: bool = False,  # console: Ray's own output on the terminal, not in RUN/logs/
 ) -> SweepResult:
     """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
 
@@ -83,9 +87,13 @@ def run_sweep(
         data = load_data(exp)
         if exp.kind == "segmentation" and data is not None:
             write_truth_masks(data, run_dir)
-        _init_ray(address)
-        tuner = _restore_tuner(exp, plan, data, run_dir) if resume else _new_tuner(exp, plan, data)
-        tuner.fit()
+        with ray_output(run_dir, verbose=verbose):  # console: Ray's output to RUN/logs/
+            _init_ray(address)
+            if resume:
+                tuner = _restore_tuner(exp, plan, data, run_dir)
+            else:
+                tuner = _new_tuner(exp, plan, data)
+            tuner.fit()
         return summarise(run_dir, plan)
 
 
@@ -160,6 +168,7 @@ def _trainable(exp: Experiment, data: Any, plan: Plan) -> Any:
     gpus = ray.cluster_resources().get("GPU", 0) > 0
     # a string: trials on other nodes read our record from the same path or URI
     fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=str(exp.run_dir))
+    fn = ends_quietly(fn)  # console: a trial ASHA stops ends without abort dumps
     return tune.with_resources(fn, trial_resources(exp.resources, gpus_available=gpus))
 
 
@@ -248,8 +257,8 @@ def run_config(exp: Experiment, plan: Plan, resources: Any, data: Any) -> Any:
             checkpoint_score_attribute=metric_for(exp.kind),
             checkpoint_score_order=MODE,
         ),
-        callbacks=[writer],
-        verbose=1,
+        callbacks=[writer, Console.for_plan(plan, metric=metric_for(exp.kind))],  # console
+        verbose=ray_verbosity(),  # console: Ray's tables only with -v
     )
 
 
@@ -270,6 +279,8 @@ def run_info(exp: Experiment, plan: Plan, data: Any) -> dict[str, Any]:
         R.SEEDS: exp.seeds,
         "search": exp.search.algorithm,
         "scheduler": exp.scheduler.name,
+        PLANNED_TRIALS: plan.trials,  # console: `microsweep status` counts pending trials
+        PLANNED_EPOCHS: plan.asha_epochs,  # console: and its ETA from the plan's trial-epochs
     }
 
 

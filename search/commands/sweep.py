@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--address", help="Ray cluster address ('auto': the local `ray start`)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show Ray's own output (tables, worker logs) here instead of in RUN/logs/",
+    )  # fmt: skip  # console
     parser.set_defaults(func=run)
 
 
@@ -54,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from search.sweep import run_sweep
 
-    result = run_sweep(exp, address=args.address, resume=args.resume, progress=pair_progress)
+    result = run_sweep(
+        exp, address=args.address, resume=args.resume, progress=pair_progress,
+        verbose=args.verbose,  # console
+    )  # fmt: skip
     print(format_summary(result))
     return 0
 
