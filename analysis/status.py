@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,9 +124,12 @@ def format_status(snap: Snapshot, *, run: str = "") -> str:
     if snap.best:
         b = snap.best
         lines.append(f"best {snap.metric}: {b.value:.4f}  {b.config}  ({b.trial})")
-    state = "finished" if snap.finished else f"ETA {clock(snap.eta_s())}"
     epochs = f"{snap.epochs_done}/{snap.planned_epochs or '?'} trial-epochs"
-    lines.append(f"progress: {epochs}, {clock(snap.elapsed_s)} elapsed, {state}")
+    if snap.finished:
+        lines.append(f"progress: {epochs}, finished")
+    else:
+        eta = f"ETA {clock(snap.eta_s())}"
+        lines.append(f"progress: {epochs}, {clock(snap.elapsed_s)} since start, {eta}")
     if snap.running:
         lines.append("running:")
         for trial, (epoch, value) in sorted(snap.running.items()):
@@ -195,13 +199,17 @@ def _best(trials: list, epochs: list, ended: set, metric: str, factors: list) ->
     """The best ended trial's value, or a running trial's best epoch so far if higher."""
     varying = [k for k in factors if len({str(r.get(k)) for r in trials}) > 1] or factors
     scored = [(r[metric], r[R.TRIAL], describe(r, varying, r[R.TRIAL])) for r in trials
-              if r.get(metric) is not None and r[R.STATUS] != R.DIVERGED]  # fmt: skip
+              if _finite(r.get(metric)) and r[R.STATUS] != R.DIVERGED]  # fmt: skip
     scored += [(e[metric], e[R.TRIAL], e[R.TRIAL]) for e in epochs
-               if e[R.TRIAL] not in ended and e.get(metric) is not None]  # fmt: skip
+               if e[R.TRIAL] not in ended and _finite(e.get(metric))]  # fmt: skip
     if not scored:
         return None
     value, trial, config = max(scored, key=lambda s: s[0])
     return Best(trial=trial, value=float(value), config=config)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _failure(row: dict[str, Any]) -> Failure:

@@ -276,22 +276,23 @@ def ray_output(run_dir: str | Location, *, verbose: bool = False) -> Iterator[Pa
 
 @contextlib.contextmanager
 def _redirected(log: TextIO) -> Iterator[TextIO]:
-    """sys.stdout/sys.stderr and file descriptors 1/2 to ``log``; yields the old stdout."""
+    """sys.stdout/sys.stderr and file descriptors 1/2 to ``log``; yields the old stdout.
+
+    The descriptors are the process's own, whatever ``sys.stdout`` is: C++ code and Ray's
+    log forwarding write there too."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved: list[tuple[int, int]] = []  # (fd, its duplicate to restore)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            fd = stream.fileno()
-            if fd not in (s[0] for s in saved):
-                saved.append((fd, os.dup(fd)))
-    out_fd = _fileno(sys.stdout)
-    own = out_fd is not None and out_fd in (s[0] for s in saved)
-    dup = dict(saved).get(out_fd) if own else None
+    saved: dict[int, int] = {}  # standard fd -> its duplicate, to restore
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):  # a closed descriptor stays closed
+            saved[fd] = os.dup(fd)
     enc = getattr(sys.stdout, "encoding", None) or "utf-8"
-    term = os.fdopen(os.dup(dup), "w", buffering=1, encoding=enc) if dup is not None else sys.stdout
+    if _fileno(sys.stdout) == 1 and 1 in saved:
+        term = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding=enc)
+    else:  # stdout is not fd 1 (e.g. captured by a test harness): it keeps its own target
+        term = sys.stdout
     old = sys.stdout, sys.stderr
-    for fd, _ in saved:
+    for fd in saved:
         os.dup2(log.fileno(), fd)
     sys.stdout = sys.stderr = log
     try:
@@ -299,7 +300,7 @@ def _redirected(log: TextIO) -> Iterator[TextIO]:
     finally:
         log.flush()
         sys.stdout, sys.stderr = old
-        for fd, copy in saved:
+        for fd, copy in saved.items():
             os.dup2(copy, fd)
             os.close(copy)
         if term is not old[0]:
