@@ -246,6 +246,7 @@ def ray_output(run_dir: str | Location, *, verbose: bool = False) -> Iterator[Pa
 
     Yields the local log file (None with ``verbose``); :func:`terminal` is the real stdout.
     """
+    _unpark_worker_logs()
     if verbose:
         _ROUTES.append((sys.stdout, True))
         try:
@@ -267,6 +268,7 @@ def ray_output(run_dir: str | Location, *, verbose: bool = False) -> Iterator[Pa
             yield path
         finally:
             _ROUTES.pop()
+            _park_worker_logs(path)
     if run.is_uri:
         try:
             storage.write_bytes(target, path.read_bytes())
@@ -312,3 +314,44 @@ def _fileno(stream: Any) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, ValueError):
         return None
+
+
+# Ray keeps forwarding worker output after the block (lines that arrive late, deduplicated
+# ones flushed on a timer) until it shuts down. Its forwarding handler ("ray_print_logs" on
+# ray._private.ray_logging's dispatcher, added by ray.init(log_to_driver=True)) is parked and
+# a handler appending to the run's log takes its place; the next ray_output puts it back.
+_RAY_HANDLER, _OURS = "ray_print_logs", "microsweep_worker_logs"
+_PARKED: list[Any] = []
+
+
+def _dispatcher() -> Any:
+    module = sys.modules.get("ray._private.ray_logging")
+    return getattr(module, "global_worker_stdstream_dispatcher", None)
+
+
+def _park_worker_logs(path: Path) -> None:
+    dispatcher = _dispatcher()
+    if dispatcher is None:
+        return
+    ray_handlers = [h for name, h in dispatcher.handlers if name == _RAY_HANDLER]
+    if not ray_handlers:
+        return
+    from ray._private.worker import print_worker_logs
+
+    def to_log(data: dict[str, Any]) -> None:
+        with open(path, "a", encoding="utf-8", errors="replace") as log:
+            print_worker_logs(data, log)
+
+    dispatcher.remove_handler(_RAY_HANDLER)
+    _PARKED[:] = ray_handlers
+    dispatcher.add_handler(_OURS, to_log)
+
+
+def _unpark_worker_logs() -> None:
+    dispatcher = _dispatcher()
+    if dispatcher is None or not _PARKED:
+        return
+    dispatcher.remove_handler(_OURS)
+    for handler in _PARKED:
+        dispatcher.add_handler(_RAY_HANDLER, handler)
+    _PARKED.clear()

@@ -164,3 +164,4 @@ def test_live_sweep_status_shows_running_trials_and_stopped_trials_end_quietly(t
     lines = output.splitlines()
     assert len([ln for ln in lines if ln.startswith("ended")]) == 4
     assert len(lines) <= 16, output  # header, 4 ends, a few progress lines, the summary
+    assert "pid=" not in output  # worker lines, also those Ray forwards late, stay in the log
