@@ -1,4 +1,4 @@
-"""``microsweep sweep FILE [--dry-run] [--set k=v ...] [--address ADDR] [--resume]``."""
+"""``microsweep sweep FILE [--dry-run] [--set k=v ...] [--address ADDR] [--resume] [-v]``."""
 
 from __future__ import annotations
 
