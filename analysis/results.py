@@ -99,3 +99,4 @@ CHECKPOINT = "checkpoint"  # trials.parquet: best checkpoint folder, relative to
 PREDICTIONS_DIR = K.PREDICTIONS_DIR  # CHECKPOINT/predictions/{split}/{image}.png (class indices)
 TRUTH_DIR = K.TRUTH_DIR  # RUN/truth/{split}/{image}.png (class indices), written once per run
 RECOMMENDATION_FILE = "recommendation.json"  # RUN/recommendation.json (analysis.recommend)
+LOGS_DIR = "logs"  # RUN/logs/ray-{UTC time}.log: Ray's own output of each sweep session

@@ -31,6 +31,7 @@ from analysis import results as R
 from core import storage
 from core.errors import StorageError, UserError
 from core.storage import Location
+from search.console import Console, ray_output
 from search.experiment import Experiment
 from search.plan import Plan, make_plan
 from search.progress import Printer, TrialProgress, stderr_line
@@ -110,10 +111,12 @@ def run_sweep(
     progress: Progress | None = None,
     printer: Printer = stderr_line,
     require_trained: bool = True,
+    verbose: bool = False,
 ) -> SweepResult:
     """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
 
-    ``progress(done, total)`` follows the task's batch checks while planning. Raises
+    ``progress(done, total)`` follows the task's batch checks while planning; Ray's own
+    output goes to ``RUN/logs/`` unless ``verbose`` (search.console). Raises
     :class:`NothingTrained` (after the results are written) when ``require_trained`` and no
     trial trained.
     """
@@ -132,14 +135,23 @@ def run_sweep(
         data = load_data(exp)
         if data is not None:
             exp.task.prepare_run(data, run_dir)
-        start_ray(address)
-        callback = TrialProgress(exp.task, plan, printer=printer)
-        tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=[callback])
-        tuner.fit()
+        with ray_output(run_dir, verbose=verbose):
+            start_ray(address)
+            tuner = (restore_tuner if resume else new_tuner)(
+                exp, plan, data, callbacks=[progress_callback(exp, plan, printer)]
+            )
+            tuner.fit()
         result = summarise(run_dir, plan)
     if require_trained and not any(result.counts.get(s) for s in TRAINED):
         raise NothingTrained(nothing_trained_line(result))
     return result
+
+
+def progress_callback(exp: Experiment, plan: Plan, printer: Printer) -> Any:
+    """One line per epoch for a single trial (train, pretrain); the live console for sweeps."""
+    if plan.trials == 1:
+        return TrialProgress(exp.task, plan, printer=printer)
+    return Console.for_plan(plan, metric=exp.task.metric, mode=exp.task.mode)
 
 
 def _check_run_folder(run_dir: Location, *, resume: bool, printer: Printer) -> None:

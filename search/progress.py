@@ -20,7 +20,11 @@ Printer = Callable[[str], None]
 
 
 def stderr_line(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line for the person at the terminal, also while Ray's output goes to the run's log."""
+    from search.console import terminal
+
+    stream = terminal()
+    print(line, file=sys.stderr if stream is sys.stdout else stream, flush=True)
 
 
 class TrialProgress(tune.Callback):

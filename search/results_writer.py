@@ -103,13 +103,7 @@ class ResultsWriter(tune.Callback):
         name = trial_name(trial)
         if name in self._finished_before:
             return
-        state = self._state.setdefault(name, {})
-        for key in (*STATE_KEYS, self.task.best_key):
-            if key in result:
-                state[key] = result[key]
-        # Ray marks the result it stops a trial on with done=True too: only a report
-        # holding the final metrics counts as the trainable's own `done`.
-        state[K.DONE] = bool(result.get(K.DONE)) and K.BEST_EPOCH in result
+        state = track_state(self._state.setdefault(name, {}), result, best_key=self.task.best_key)
         state["wall_s"] = result.get("time_total_s")
         state["epoch"] = result.get(R.EPOCH, result.get("training_iteration"))
         state["node"] = result.get("node_ip")
@@ -130,7 +124,7 @@ class ResultsWriter(tune.Callback):
         if name in self._finished_before:  # its end was recorded; a failed restore changes nothing
             return
         row = self._finished_row(trial, R.ERRORED)
-        row[R.ERROR] = _error_line(trial)
+        row[R.ERROR] = error_line(trial)
         self._trials[name] = row
         self._flush(retry_later=True)
 
@@ -139,14 +133,7 @@ class ResultsWriter(tune.Callback):
 
     # ------------------------------------------------------------------ rows
     def _status(self, name: str, trial: Any) -> str:
-        state = self._state.get(name, {})
-        if state.get(K.DIVERGED):
-            return R.DIVERGED
-        if state.get(K.INFEASIBLE):
-            return R.INFEASIBLE
-        if state.get(K.DONE):
-            return R.COMPLETED
-        return R.STOPPED
+        return status_from(self._state.get(name, {}))
 
     def _base_row(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         res = self.resources(config)
@@ -235,6 +222,30 @@ class ResultsWriter(tune.Callback):
         self._last_write = time.monotonic()
 
 
+def track_state(
+    state: dict[str, Any], result: dict[str, Any], *, best_key: str = K.BEST_VAL_IOU
+) -> dict[str, Any]:
+    """Fold one report into a trial's ``state`` (what :func:`status_from` decides on)."""
+    for key in (*STATE_KEYS, best_key):
+        if key in result:
+            state[key] = result[key]
+    # Ray marks the result it stops a trial on with done=True too: only a report
+    # holding the final metrics counts as the trainable's own `done`.
+    state[K.DONE] = bool(result.get(K.DONE)) and K.BEST_EPOCH in result
+    return state
+
+
+def status_from(state: dict[str, Any]) -> str:
+    """The status of a trial that ended without raising, from its folded reports."""
+    if state.get(K.DIVERGED):
+        return R.DIVERGED
+    if state.get(K.INFEASIBLE):
+        return R.INFEASIBLE
+    if state.get(K.DONE):
+        return R.COMPLETED
+    return R.STOPPED
+
+
 def trial_name(trial: Any) -> str:
     return str(getattr(trial, "trial_name", None) or trial)
 
@@ -276,7 +287,7 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _error_line(trial: Any) -> str:
+def error_line(trial: Any) -> str:
     """The exception's last line, from Ray's plain-text ``error.txt`` (never its pickle)."""
     text = str(getattr(trial, "error_msg", "") or "")
     error_file = getattr(trial, "error_file", None)

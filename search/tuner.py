@@ -8,11 +8,14 @@ import re
 from typing import Any
 
 from analysis import results as R
+from analysis.status import PLANNED_EPOCHS, PLANNED_TRIALS
 from core.storage import Location
+from search.console import ray_verbosity
 from search.experiment import Experiment, base_config
 from search.plan import Plan
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
+from search.stopping import ends_quietly
 from search.strategies import get_scheduler, get_searcher
 from search.tune_space import to_tune
 
@@ -81,7 +84,7 @@ def run_config(
             checkpoint_score_order=exp.task.mode,
         ),
         callbacks=[writer, *callbacks],
-        verbose=1 if plan.trials > 1 else 0,
+        verbose=ray_verbosity(),  # Ray's tables only with -v (search.console)
     )
 
 
@@ -102,6 +105,8 @@ def run_info(exp: Experiment, plan: Plan, data: Any) -> dict[str, Any]:
         R.SEEDS: exp.seeds,
         "search": exp.search.algorithm,
         "scheduler": exp.scheduler.name,
+        PLANNED_TRIALS: plan.trials,  # `microsweep status` counts pending trials
+        PLANNED_EPOCHS: plan.asha_epochs,  # and its ETA from the plan's trial-epochs
     }
 
 
@@ -112,6 +117,7 @@ def _trainable(exp: Experiment, data: Any) -> Any:
 
     # run_dir as a string: trials on other nodes read our record from the same path or URI
     fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=str(exp.run_dir))
+    fn = ends_quietly(fn)  # a trial ASHA stops ends without abort dumps (search.stopping)
     return tune.with_resources(fn, _resources(exp))
 
 

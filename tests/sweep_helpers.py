@@ -176,3 +176,19 @@ if __name__ == "__main__":
     import sys
 
     run_gpu_scenario(sys.argv[1], Path(sys.argv[2]))
+
+
+def slow_unwind_trainable(config: dict[str, Any], *, data: Any = None) -> None:
+    """``toy_trainable`` whose end takes ``unwind_s`` of torch work, as the real trainable's does
+    (deleting its scratch checkpoint, freeing the model) when Ray stops it inside
+    ``tune.report``: a stopped trial's thread is then inside torch's C++ code when its actor
+    ends, unless the actor waits for it (search.stopping)."""
+    try:
+        toy_trainable(config, data=data)
+    finally:
+        import torch
+
+        deadline = time.monotonic() + float(config.get("unwind_s", 1.0))
+        while time.monotonic() < deadline:
+            a = torch.randn(200, 200)
+            (a @ a).sum()

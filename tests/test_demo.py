@@ -31,3 +31,10 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     assert reason.startswith("too few completed trials") and not importance["rows"]
     assert "## What mattered" in (tmp_path / "report" / "report.md").read_text()
     assert f"microsweep report {tmp_path / 'runs' / 'demo'}" in out.stdout
+    # a console people can read (issue 12): a few dozen lines, Ray's own output in the run folder
+    printed = (out.stdout + out.stderr).splitlines()
+    assert len(printed) <= 60, "\n".join(printed)
+    assert "Fatal Python error" not in out.stdout + out.stderr
+    assert sum(line.startswith("ended ") for line in printed) == len(rows)
+    logs = list((tmp_path / "runs" / "demo" / R.LOGS_DIR).glob("ray-*.log"))
+    assert len(logs) == 1 and logs[0].stat().st_size > 0

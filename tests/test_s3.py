@@ -162,6 +162,7 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
     files = objects(run)
     assert {R.RUN_FILE, R.TRIALS_FILE, R.EPOCHS_FILE, R.PER_IMAGE_FILE, "tuner.pkl"} <= files
     assert {"truth/test/test_000.png", "truth/test/test_001.png"} <= files
+    assert any(f.startswith(f"{R.LOGS_DIR}/ray-") for f in files)  # Ray's log, uploaded at the end
     trials = (Location.parse(run) / R.TRIALS_FILE).read_table().to_pylist()
     assert [(t["decoder"], t[R.STATUS], t[R.EPOCHS]) for t in trials] == [("Unet", "completed", 1)]
     checkpoint = trials[0][R.CHECKPOINT]  # relative to the run folder, holding the predictions

@@ -1,4 +1,4 @@
-"""``microsweep sweep FILE [--dry-run] [--set k=v ...] [--address ADDR] [--resume]``."""
+"""``microsweep sweep FILE [--dry-run] [--set k=v ...] [--address ADDR] [--resume] [-v]``."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     parser.add_argument(
         "--offline", action="store_true",
-        help="no network: refuse before launch if planned weights are not fetched (issue 13)",
+        help="no network: refuse before launch if planned weights are not fetched",
+    )  # fmt: skip
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show Ray's own output (tables, worker logs) here instead of in RUN/logs/",
     )  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -64,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         return 0 if plan.trials else EXIT_NOTHING
     from search.launch import run_sweep
 
-    # a sweep in which no trial trained raises NothingTrained: one line, exit code 2
-    result = run_sweep(exp, address=args.address, resume=args.resume, progress=pair_progress)
+    result = run_sweep(
+        exp, address=args.address, resume=args.resume, progress=pair_progress,
+        verbose=args.verbose,
+    )  # fmt: skip
     print(format_summary(result))
     return 0
 

@@ -1,0 +1,167 @@
+"""The console of a sweep: one line per trial end and failure, a bounded live line, Ray's
+output in the run folder, and stopped trials that end without abort dumps."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from analysis import results as R
+from analysis.status import read_status
+from search.console import Console, ray_output, ray_verbosity, terminal
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def trial(name: str, decoder: str, status: str = "RUNNING", error: str = "") -> SimpleNamespace:
+    return SimpleNamespace(trial_name=name, config={"decoder": decoder, "lr": 1e-3},
+                           status=status, error_msg=error, error_file=None)  # fmt: skip
+
+
+def epoch(n: int, val: float) -> dict:
+    return {"epoch": n, "val_iou": val, "train_loss": 1 - val, "training_iteration": n}
+
+
+def play(console: Console) -> list[SimpleNamespace]:
+    """Four trials: one completes, one is stopped by ASHA, one diverges, one raises."""
+    a, b, c, d = (trial(f"t{i}", dec) for i, dec in enumerate(["Unet", "FPN", "Linknet", "PSP"]))
+    trials = [a, b, c, d]
+    console.setup()
+    for step in range(1, 3):
+        for t in (a, b):
+            console.on_trial_result(step, trials, t, epoch(step, 0.4 * step if t is a else 0.3))
+        console.on_step_end(step, trials)
+    b.status = "TERMINATED"
+    console.on_trial_complete(3, trials, b)
+    console.on_trial_result(3, trials, c, {"diverged": True, "epoch": 1, "error": "loss is nan"})
+    c.status = "TERMINATED"
+    console.on_trial_complete(3, trials, c)
+    d.status, d.error_msg = "ERROR", "Traceback ...\nRuntimeError: boom at epoch 2"
+    console.on_trial_error(4, trials, d)
+    final = {**epoch(3, 0.85), "done": True, "best_epoch": 3, "best_val_iou": 0.85}
+    console.on_trial_result(5, trials, a, final)
+    a.status = "TERMINATED"
+    console.on_trial_complete(5, trials, a)
+    console.on_experiment_end(trials)
+    return trials
+
+
+def test_plain_output_has_one_line_per_end_and_failure_and_few_progress_lines():
+    out = io.StringIO()
+    play(Console(total_trials=4, trial_epochs=8, factors=["decoder"], out=out, interval_s=3600))
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()  # not a TTY: plain lines for CI logs
+    ended = [ln for ln in lines if ln.startswith("ended")]
+    failed = [ln for ln in lines if ln.startswith("FAILED")]
+    assert len(ended) == 2 and len(failed) == 2
+    assert "stopped" in ended[0] and "t1" in ended[0] and "2 epochs" in ended[0]
+    assert "completed" in ended[1] and "0.8500" in ended[1]
+    assert "diverged" in failed[0] and "loss is nan" in failed[0]
+    assert "error" in failed[1] and "RuntimeError: boom at epoch 2" in failed[1]
+    progress = [ln for ln in lines if ln.startswith("trials ")]
+    # the first draw, then nothing before the interval, and the final line
+    assert len(progress) == 2
+    assert progress[-1].startswith("trials 4/4 ended (1 completed, 1 stopped, 2 failed)")
+    assert "best val_iou 0.8500 (decoder=Unet)" in progress[-1] and "done" in progress[-1]
+
+
+def test_a_tty_gets_one_line_redrawn_in_place():
+    out = io.StringIO()
+    play(Console(total_trials=4, trial_epochs=8, factors=["decoder"], out=out, tty=True))
+    text = out.getvalue()
+    assert "\r\x1b[2K" in text  # the live line is erased before an event line or a redraw
+    # each event stays on a line of its own, the live line ends as the last, plain line
+    assert text.endswith("done\n") and text.count("\n") == 1 + 4 + 1
+
+
+def test_the_eta_follows_the_plans_trial_epochs():
+    console = Console(total_trials=4, trial_epochs=8, out=io.StringIO())
+    trials = [trial("t0", "Unet")]
+    console.setup()
+    console._start -= 10  # ten seconds for two of eight trial-epochs
+    for n in (1, 2):
+        console.on_trial_result(n, trials, trials[0], epoch(n, 0.5))
+    console.on_step_end(2, trials)
+    snap = console.snapshot()
+    assert snap.epochs_done == 2 and snap.pending == 3 and snap.running == {"t0": (2, 0.5)}
+    assert snap.eta_s() == pytest.approx(30, rel=0.05)
+
+
+def test_ray_output_goes_to_the_run_folder_and_the_console_keeps_the_terminal(tmp_path, capfd):
+    with ray_output(tmp_path / "run") as log:
+        assert ray_verbosity() == 0
+        print("a box of Ray's")
+        os.write(2, b"a worker's stderr line\n")  # C-level writes too
+        print("progress", file=terminal(), flush=True)
+    print("after")
+    seen = capfd.readouterr()
+    assert "Ray's output:" in seen.out and "progress" in seen.out and "after" in seen.out
+    assert "box" not in seen.out + seen.err and "worker" not in seen.out + seen.err
+    assert log.parent == tmp_path / "run" / R.LOGS_DIR
+    assert log.read_text() == "a box of Ray's\na worker's stderr line\n"
+    with ray_output(tmp_path / "run", verbose=True):
+        assert ray_verbosity() == 1
+
+
+def test_console_survives_ray_pickling_it():
+    import pickle
+
+    console = Console(total_trials=2, trial_epochs=4, out=sys.stdout)
+    restored = pickle.loads(pickle.dumps(console))
+    assert restored.out is None and restored.total_trials == 2
+
+
+@pytest.mark.slow
+def test_live_sweep_status_shows_running_trials_and_stopped_trials_end_quietly(tmp_path):
+    """A toy ASHA sweep in a subprocess: `microsweep status` sees its running trials; ASHA
+    stops trials whose training thread is still in torch code, with no abort dump anywhere."""
+    raw = {
+        "name": "live", "kind": "tests.sweep_helpers:slow_unwind_trainable",
+        "space": {"decoder": ["Unet", "FPN", "Linknet", "PSPNet"]}, "repeats": 1,
+        "scheduler": {"name": "asha", "max_epochs": 3, "grace_epochs": 1,
+                      "reduction_factor": 3},
+        "train": {"sleep": 0.6, "unwind_s": 1.0}, "resources": {"cpu": 1},
+        "storage": str(tmp_path / "runs"),
+    }  # fmt: skip
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search", "sweep", str(path)], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    run = tmp_path / "runs" / "live"
+    seen = None
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (run / R.RUN_FILE).is_file() and (run / R.EPOCHS_FILE).is_file():
+                snap = read_status(run)
+                if snap.running and not snap.finished:
+                    seen = snap
+                    break
+            time.sleep(0.5)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output[-3000:]
+    assert seen is not None, "status never showed a running trial"
+    assert seen.planned_trials == 4 and seen.pending is not None and seen.eta_s() is not None
+    final = read_status(run)
+    assert final.finished and final.counts.get(R.STOPPED), "ASHA stopped no trial"
+    logs = sorted((run / R.LOGS_DIR).glob("ray-*.log"))
+    assert len(logs) == 1 and "Token authentication" in logs[0].read_text()
+    for text in (output, logs[0].read_text()):
+        assert "Fatal Python error" not in text and "SIGABRT" not in text
+    lines = output.splitlines()
+    assert len([ln for ln in lines if ln.startswith("ended")]) == 4
+    assert len(lines) <= 16, output  # header, 4 ends, a few progress lines, the summary
+    assert "pid=" not in output  # worker lines, also those Ray forwards late, stay in the log
