@@ -78,10 +78,14 @@ def test_every_strategy_and_scheduler_runs_through_the_launcher(
     ray_local, tmp_path, searcher, scheduler
 ):
     space = {"decoder": ["Unet", "FPN"], "bce_weight": {"uniform": [0.5, 0.9]}}
+    search = {"algorithm": searcher, "num_samples": 2 if searcher != "grid" else 1}
+    if searcher == "listed":
+        points = [{"decoder": "Unet", "bce_weight": 0.6}, {"decoder": "FPN", "bce_weight": 0.8}]
+        search = {"algorithm": searcher, "points": points}
     raw = {
         "kind": TOY,
         "space": space,
-        "search": {"algorithm": searcher, "num_samples": 2 if searcher != "grid" else 1},
+        "search": search,
         "scheduler": {"name": scheduler, "max_epochs": 3, "grace_epochs": 1},
         "train": {"sleep": 0.01},
     }

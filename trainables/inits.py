@@ -297,15 +297,15 @@ def _from_weights_dir(ctx: InitContext, init: str, encoder: str) -> Path | None:
     return weights_file(ctx.weights_dir, init, encoder)
 
 
-def micronet_url(encoder: str, kind: str, base_url: str | None = None) -> str:
-    """The URL of NASA's ``kind`` (``micronet``/``image-micronet``) weights for ``encoder``."""
-    available = MICRONET_ENCODERS if kind == "micronet" else IMAGE_MICRONET_ENCODERS
+def micronet_url(encoder: str, source: str, base_url: str | None = None) -> str:
+    """The URL of NASA's ``source`` (``micronet``/``image-micronet``) weights for ``encoder``."""
+    available = MICRONET_ENCODERS if source == "micronet" else IMAGE_MICRONET_ENCODERS
     if encoder not in available:
-        raise unknown_name(f"{kind} encoder", encoder, available, hint="NASA published these")
+        raise unknown_name(f"{source} encoder", encoder, available, hint="NASA published these")
     base = base_url or os.environ.get(MICRONET_URL_ENV) or MICRONET_URL
     stem = "resnext101" if encoder == "resnext101_32x8d" else encoder  # NASA's file name
-    version = "1.1" if (encoder, kind) == ("resnet50", "micronet") else "1.0"
-    dataset = "microscopynet" if kind == "micronet" else "imagenet-microscopynet"
+    version = "1.1" if (encoder, source) == ("resnet50", "micronet") else "1.0"
+    dataset = "microscopynet" if source == "micronet" else "imagenet-microscopynet"
     return f"{base.rstrip('/')}/{stem}_pretrained_{dataset}_v{version}.pth.tar"
 
 

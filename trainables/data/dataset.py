@@ -74,13 +74,13 @@ def load_dataset(
     layout, results = read_all(spec, lenient=lenient, workers=workers)
     errors = list(layout.errors) + [e for rs in results.values() for r in rs for e in r.errors]
     errors += crop_errors(layout, results, crop)
-    if FLAT_SPLIT in layout.splits and layout.kind == "flat":
+    if FLAT_SPLIT in layout.splits and layout.is_flat:
         errors.append(
             f"{layout.root}: a flat layout needs a split file for training; run "
             f"'microsweep data split {layout.root}' and set data.split_file"
         )
     for needed in (TRAIN, VAL):
-        if layout.kind != "flat" and needed not in layout.splits:
+        if not layout.is_flat and needed not in layout.splits:
             errors.append(f"{layout.root}: no {needed!r} split (needed for training)")
     if errors:
         raise DataError(errors)

@@ -96,7 +96,7 @@ def to_rgb8(raw: np.ndarray) -> tuple[np.ndarray, str]:
     if raw.ndim != 3 or min(raw.shape[:2]) < 1:
         raise ImageProblem(f"unsupported image shape {raw.shape}; expected HxW or HxWxC")
     channels = raw.shape[-1]
-    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+    if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
         bad = int((~np.isfinite(raw)).sum())
         raise ImageProblem(f"float image has {bad} NaN/inf values")
     layout, picked = _pick_channels(raw, channels)
@@ -144,7 +144,7 @@ def _to_uint8(arr: np.ndarray) -> tuple[str, str, np.ndarray]:
 def read_mask(path: Path, *, colour: bool) -> np.ndarray:
     """A mask as stored (HxW indices or HxWxC colours); raises :class:`ImageProblem`."""
     raw, _ = decode(path, colour=colour)
-    if raw.dtype.kind == "f":
+    if np.issubdtype(raw.dtype, np.floating):
         raise ImageProblem("mask has float values; store class indices or colours as integers")
     if raw.dtype.kind not in "ub" and raw.min() < 0:
         raise ImageProblem("mask has negative values")

@@ -39,6 +39,9 @@ MASK_SUFFIX = "_mask"
 FLAT_IMAGES, FLAT_MASKS, FLAT_SPLIT = "images", "masks", "all"
 
 
+FLAT = "flat"  # the layout kind of images/ + masks/
+
+
 @dataclass(frozen=True)
 class Pair:
     image: Path
@@ -49,6 +52,12 @@ class Pair:
 @dataclass
 class Layout:
     kind: str  # "nasa", "flat" or "split file"
+
+    @property
+    def is_flat(self) -> bool:
+        """images/ + masks/ without splits of their own (a split file assigns them)."""
+        return self.kind == FLAT
+
     root: Path
     label: str
     splits: dict[str, list[Pair]] = field(default_factory=dict)
@@ -72,7 +81,7 @@ def discover(root: Path, split_file: Path | None = None) -> Layout:
     if split_file is not None:
         return read_split_file(split_file, root=root)
     if (root / FLAT_IMAGES).is_dir() and (root / FLAT_MASKS).is_dir():
-        layout = Layout("flat", root, root.name)
+        layout = Layout(FLAT, root, root.name)
         _match_folder(layout, FLAT_SPLIT, root / FLAT_IMAGES, root / FLAT_MASKS)
         return layout
     names = nasa_split_names(root)

@@ -132,7 +132,7 @@ def write_splits(
     """Split a flat-layout dataset and write one split file (or one per fold)."""
     root = Path(root).resolve()
     layout = discover(root)
-    if layout.kind != "flat":
+    if not layout.is_flat:
         raise UserError(
             f"'{root}' is a {layout.kind} layout with its own splits; "
             "data split needs a flat layout (images/ + masks/)"
