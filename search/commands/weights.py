@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import DataError
+
 FETCH_INITS = "imagenet,micronet,image-micronet"
 
 
@@ -86,10 +88,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     hf_logging.set_verbosity_error()  # its retry notices are noise; failures come as one line
     print(f"fetching {len(pairs)} (init, encoder) pair(s) into {folder}", file=sys.stderr)
     failures = fetch_pairs(pairs, folder, say=print)
-    for line in failures:
-        print(f"microsweep: error: {line}", file=sys.stderr)
     if failures:
-        return 2
+        raise DataError(failures)  # the CLI prints one line each, exit code 2
     print(f"done: {folder}/manifest.json; use it with `weights: {folder}` or $MICROSWEEP_WEIGHTS")
     return 0
 
@@ -98,10 +98,8 @@ def run_verify(args: argparse.Namespace) -> int:
     from trainables.weights_dir import read_manifest, verify_weights
 
     problems = verify_weights(args.folder)
-    for line in problems:
-        print(f"microsweep: error: {line}", file=sys.stderr)
     if problems:
-        return 2
+        raise DataError(problems)  # the CLI prints one line each, exit code 2
     print(f"ok: {len(read_manifest(args.folder))} file(s) in {args.folder} match the manifest")
     return 0
 
