@@ -238,6 +238,7 @@ def run_config(exp: Experiment, plan: Plan, resources: Any, data: Any) -> Any:
         factors=list(exp.space),
         infeasible=list(plan.infeasible),
         resources=resources,
+        keep=exp.fault.keep,  # issue 12: what an ended trial keeps (search/pruning.py)
     )
     return tune.RunConfig(
         name=exp.name,

@@ -248,3 +248,18 @@ def test_a_parquet_object_replaced_while_read_is_read_again(s3_env, tmp_path, mo
     with pytest.raises(pa.ArrowInvalid):  # a local file is replaced by rename: no mixed reads
         Location.parse(str(tmp_path / "t.parquet")).read_table()
     assert len(calls) == 1
+
+
+def test_files_and_delete_on_s3(s3_env):
+    run = Location.parse(f"s3://{BUCKET}/unit-delete") / "run"
+    storage.write_bytes(run / "t" / "checkpoint_000001" / "state.pt", b"abc")
+    storage.write_bytes(run / "t" / "checkpoint_000001" / "report.json", b"{}")
+    storage.write_bytes(run / "t" / "checkpoint_000000" / "state.pt", b"abcd")
+    assert run.files() == {
+        "t/checkpoint_000001/state.pt": 3,
+        "t/checkpoint_000001/report.json": 2,
+        "t/checkpoint_000000/state.pt": 4,
+    }
+    (run / "t" / "checkpoint_000000").delete()
+    (run / "t" / "checkpoint_000001" / "state.pt").delete()
+    assert objects(str(run)) == {"t/checkpoint_000001/report.json"}

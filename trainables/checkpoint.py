@@ -8,6 +8,8 @@ reads them: a checkpoint never runs code.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
 import re
@@ -23,6 +25,8 @@ import torch
 from core.errors import UserError
 
 STATE_FILE = "state.pt"
+MODEL_FILE = "model.safetensors"  # the best-val weights of an ended trial (export, predict)
+CONFIG_FILE = "config.json"  # the trial config beside them
 FORMAT = 1
 SCRATCH_ENV = "MICROSWEEP_SCRATCH"
 SHM = Path("/dev/shm")
@@ -164,3 +168,28 @@ def load(folder: Path, *, map_location: str | torch.device = "cpu") -> TrialStat
     if payload.pop("format", None) != FORMAT:
         raise UserError(f"{path}: unknown checkpoint format; start the trial afresh")
     return TrialState(**payload)
+
+
+def model_files(weights: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, bytes]:
+    """``{MODEL_FILE: safetensors bytes, CONFIG_FILE: JSON}``: what an ended trial keeps of
+    its model (docs/storage.md); the caller writes them into the final checkpoint folder."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
+    text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
+    return {MODEL_FILE: save(tensors), CONFIG_FILE: text.encode()}
+
+
+def save_model(folder: Path, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """Write :func:`model_files` into ``folder`` (a fresh scratch folder, as :func:`save`)."""
+    for name, data in model_files(weights, config).items():
+        (Path(folder) / name).write_bytes(data)
+
+
+def model_files_from_state(data: bytes) -> dict[str, bytes]:
+    """:func:`model_files` of a ``state.pt``'s bytes (the best weights and the trial config):
+    the driver keeps them for a trial that ended without final files (ASHA stopped it)."""
+    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    payload.pop("format", None)
+    state = TrialState(**payload)
+    return model_files(state.best_weights(), dict(state.extra.get("config") or {}))

@@ -169,6 +169,7 @@ class SegmentationTrial:
     def final_metrics(self, folder: Path) -> dict[str, Any]:
         """Evaluate the best-val model on every test split; write predicted masks as PNG."""
         self.model.load_state_dict(self.best_weights())
+        ckpt.save_model(folder, self.best_weights(), self.cfg.to_dict())
         out: dict[str, Any] = {
             "done": True,
             "best_epoch": self.schedule.best_epoch,
