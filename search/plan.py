@@ -195,4 +195,7 @@ def format_plan(plan: Plan) -> str:
         )
     else:
         lines.append("estimate: none (no previous run of this experiment)")
+    from search.footprint import estimate_footprint  # issue 12: the storage a sweep needs
+
+    lines += [fp.line()] if (fp := estimate_footprint(plan)) else []
     return "\n".join(lines)
