@@ -35,15 +35,15 @@ class PeakSampler(threading.Thread):
     def __init__(self, folder: Path, every: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.folder, self.every, self.peak = folder, every, 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             self.peak = max(self.peak, folder_bytes(self.folder))
-            self._stop.wait(self.every)
+            self._done.wait(self.every)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._done.set()
         self.join()
         self.peak = max(self.peak, folder_bytes(self.folder))
         return self.peak
@@ -68,8 +68,9 @@ def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
     return load_experiment(preset_path("demo"), overrides=overrides)
 
 
-def checkpoint_sizes(run: Path) -> list[int]:
-    return [folder_bytes(c) for c in run.glob("*/checkpoint_*") if c.is_dir()]
+def state_sizes(run: Path) -> list[int]:
+    """Bytes of each ``state.pt`` left in the run: what one epoch's checkpoint writes."""
+    return [p.stat().st_size for p in run.glob("*/checkpoint_*/state.pt")]
 
 
 def measure(exp) -> dict[str, float]:
@@ -83,7 +84,7 @@ def measure(exp) -> dict[str, float]:
     peak = sampler.stop()
     return {
         "final": folder_bytes(run), "peak": peak, "wall_s": wall,
-        "checkpoint": statistics.median(checkpoint_sizes(run) or [0]),
+        "states": state_sizes(run),
         "predicted_final": predicted.final_bytes, "predicted_peak": predicted.peak_bytes,
         "trials": len(result.trials), "counts": result.counts,
     }  # fmt: skip
@@ -104,13 +105,17 @@ def main() -> None:
     for keep in ("all", "best"):
         exp = experiment(args.out, data, keep, args.epochs, args.repeats)
         figures[keep] = measure(exp)
-        print(f"[{keep}] {figures[keep]}", flush=True)
+        print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
     mb = 1e6
     print(f"{'':28}{'keep: all':>12}{'keep: best':>12}{'best/all':>10}")
-    for key, label in (("final", "after the sweep (MB)"), ("peak", "peak during it (MB)"),
-                       ("checkpoint", "one checkpoint folder (MB)")):  # fmt: skip
+    for key, label in (("final", "after the sweep (MB)"), ("peak", "peak during it (MB)")):
         a, b = figures["all"][key], figures["best"][key]
         print(f"{label:28}{a / mb:12.1f}{b / mb:12.1f}{b / a if a else float('nan'):10.3f}")
+    states = figures["all"]["states"]
+    print(
+        f"one epoch's checkpoint (state.pt, keep: all): median {statistics.median(states) / mb:.1f}"
+        f" MB, min {min(states) / mb:.1f}, max {max(states) / mb:.1f} ({len(states)} left)"
+    )
     for keep in ("all", "best"):
         f = figures[keep]
         for key in ("final", "peak"):

@@ -8,9 +8,11 @@ downloaded, as :func:`search.resources.encoder_parameters`).
 - **peak**: ``concurrency`` of the largest trials, each with ``checkpoints_to_keep`` states
   plus the one being written (Ray deletes the oldest after the new one registered), on top of
   what the ended trials keep;
-- **final** (``fault.keep``): ``best``: per trial its best weights (``model.safetensors``) and
-  predicted masks (estimated by the size of the dataset's test masks); ``last``: one state per
-  trial; ``all``: ``checkpoints_to_keep`` states per trial.
+- **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
+  its best weights (``model.safetensors``) and predicted masks (estimated by the size of the
+  dataset's test masks); ``last``: one state per trial; ``all``: ``checkpoints_to_keep`` + 1
+  states per trial (Ray keeps the latest checkpoint besides the best ones), an upper bound
+  for trials that stop before that many epochs.
 
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
@@ -21,6 +23,7 @@ Ray's own small files (``result.json``, its state snapshots) are not counted. Ex
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +77,13 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
     params = sorted((_parameters(p, exp, classes) for p in plan.points), reverse=True)
     state = [STATE_COPIES * BYTES_PER_VALUE * n for n in params]
     fault = exp.fault
+    share = completing_trials(plan) / len(params)  # only they have weights and predictions
     per_trial_final = {
-        "best": [BYTES_PER_VALUE * n + predicted_mask_bytes(exp.data) for n in params],
+        "best": [
+            int(share * (BYTES_PER_VALUE * n + predicted_mask_bytes(exp.data))) for n in params
+        ],
         "last": state,
-        "all": [fault.checkpoints_to_keep * s for s in state],
+        "all": [(fault.checkpoints_to_keep + 1) * s for s in state],  # + the latest, see below
     }[fault.keep]
     concurrency = min(plan.slots, len(params))
     states = fault.checkpoints_to_keep + 1
@@ -85,6 +91,13 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
     final = sum(per_trial_final)
     peak = max(final, running + sum(per_trial_final[concurrency:]))
     return Footprint(state[0], peak, final, concurrency, states, fault.keep)
+
+
+def completing_trials(plan: Plan) -> int:
+    """Trials that reach their final evaluation: all under FIFO; under ASHA those a rung that
+    keeps the top 1/eta lets through to ``max_epochs`` (asynchronous ASHA may let more)."""
+    sched = plan.experiment.scheduler
+    return math.ceil(plan.trials / sched.reduction_factor ** len(plan.rungs)) if plan.trials else 0
 
 
 def _parameters(point: dict[str, Any], exp: Any, classes: int) -> int:

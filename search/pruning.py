@@ -14,10 +14,12 @@ and ``s3://`` alike):
 - ``last``: the final checkpoint stays whole, the other checkpoint folders go;
 - ``all``: nothing is deleted (as before this lifecycle existed).
 
-A trial that ended without final files (ASHA stopped it; it raised) gets ``model.safetensors``
-and ``config.json`` made from its last ``state.pt`` first (``best`` and ``last``), so that every
-ended trial keeps its best weights. Ray's own files in the trial folder (``result.json``, ...)
-are small and stay. Example::
+A trial that ended without a final evaluation (ASHA stopped it; it raised) has no
+``model.safetensors`` (the trainable writes it with the test predictions, docs/contracts.md):
+with ``best`` it keeps ``report.json`` only. Its weights are not used by later commands (reports
+leave stopped trials out), and making them from ``state.pt`` here would read every stopped
+trial's whole state through the driver. ``keep: last`` keeps them. Ray's own files in the trial
+folder (``result.json``, ...) are small and stay. Example::
 
     removed = prune_trial(Location.parse("runs/demo"), "Unet-resnet18_00001/checkpoint_000003",
                           keep="best")
@@ -28,10 +30,9 @@ from __future__ import annotations
 import posixpath
 
 from analysis import results as R
-from core import storage
 from core.storage import Location
 from search.repair import CHECKPOINT_GLOB
-from trainables.checkpoint import CONFIG_FILE, MODEL_FILE, STATE_FILE
+from trainables.checkpoint import CONFIG_FILE, MODEL_FILE
 from trainables.report_file import REPORT_FILE
 
 KEPT = (MODEL_FILE, CONFIG_FILE, REPORT_FILE, R.PREDICTIONS_DIR)  # top-level names, keep=best
@@ -54,23 +55,10 @@ def prune_trial(run_dir: Location, checkpoint: str | None, *, keep: str) -> int:
         if folder.name != final_name:
             removed += sum(folder.files().values())
             folder.delete()
-    final = trial / final_name
-    files = final.files()
-    if not files:
-        return removed
-    if MODEL_FILE not in files and STATE_FILE in files:
-        _model_from_state(final)
     if keep == "best":
-        for path, size in files.items():
+        final = trial / final_name
+        for path, size in final.files().items():
             if path.split("/", 1)[0] not in KEPT:
                 (final / path).delete()
                 removed += size
     return removed
-
-
-def _model_from_state(folder: Location) -> None:
-    """``model.safetensors`` and ``config.json`` from the folder's ``state.pt``."""
-    from trainables.checkpoint import model_files_from_state
-
-    for name, data in model_files_from_state((folder / STATE_FILE).read_bytes()).items():
-        storage.write_bytes(folder / name, data)

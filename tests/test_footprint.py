@@ -47,9 +47,25 @@ def test_peak_and_final_follow_concurrency_checkpoints_and_keep(tmp_path):
     assert best.final_bytes == 2 * (4 * r18 + masks) + 2 * (4 * r34 + masks)
     assert best.peak_bytes == 3 * 16 * r34 * 2 + 2 * (4 * r18 + masks)  # 2 r34 trials at once
     every = estimate_footprint(plan(write(tmp_path, keep="all", to_keep=1, data=data)))
-    assert every.final_bytes == 2 * 16 * r18 + 2 * 16 * r34 > 3 * best.final_bytes
-    # two r34 trials at once with a second state being written, beside what the r18 ones keep
-    assert every.peak_bytes == 2 * 2 * 16 * r34 + 2 * 16 * r18
+    # Ray keeps the latest checkpoint besides the best one: 2 states per trial stay
+    assert every.final_bytes == 2 * 2 * 16 * r18 + 2 * 2 * 16 * r34 > 6 * best.final_bytes
+    assert every.peak_bytes == every.final_bytes
+
+
+def test_under_asha_only_the_trials_a_rung_lets_through_keep_weights(tmp_path):
+    from search.footprint import completing_trials
+    from trainables.data.synth import generate
+
+    data = generate("superalloy", tmp_path / "d", seed=0, n_train=2, n_val=1, n_test=2, size=64)
+    raw = yaml.safe_load(write(tmp_path, data=data).read_text())
+    raw["space"]["lr"] = [1e-3, 3e-3, 1e-2]  # 2 x 3 x 2 repeats = 12 trials
+    raw["scheduler"] = {"name": "asha", "max_epochs": 27, "grace_epochs": 3, "reduction_factor": 3}
+    path = tmp_path / "asha.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    asha = plan(path)
+    assert asha.rungs == [3, 9] and completing_trials(asha) == 2  # ceil(12 / 3**2)
+    fifo = estimate_footprint(plan(write(tmp_path, data=data)))
+    assert estimate_footprint(asha).final_bytes < fifo.final_bytes
 
 
 def test_dry_run_prints_the_storage_line_and_custom_kinds_have_none(tmp_path, capsys):

@@ -64,16 +64,14 @@ def test_keep_best_leaves_the_final_checkpoint_with_weights_config_predictions_a
     assert removed > 0 and prune_trial(Location.parse(tmp_path), final, keep="best") == 0
 
 
-def test_a_stopped_trial_keeps_its_best_weights_made_from_its_last_state(tmp_path):
-    final = write_trial(tmp_path, final_files=False)  # ASHA stopped it: no final files
-    expected = tiny_state(2, best_differs=True).best_model
-    prune_trial(Location.parse(tmp_path), final, keep="best")
-    folder = tmp_path / final
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors",
-                                                         "report.json"]  # fmt: skip
-    weights = load_safetensors((folder / "model.safetensors").read_bytes())
-    assert weights.keys() == expected.keys()
-    assert all(torch.equal(weights[k], expected[k]) for k in expected)  # the best, not current
+def test_a_stopped_trial_keeps_its_report_with_best_and_its_state_with_last(tmp_path):
+    final = write_trial(tmp_path / "best", final_files=False)  # ASHA stopped it: no final files
+    prune_trial(Location.parse(tmp_path / "best"), final, keep="best")
+    assert listing(tmp_path / "best") == {"t/result.json", f"{final}/report.json"}
+    write_trial(tmp_path / "last", final_files=False)
+    prune_trial(Location.parse(tmp_path / "last"), final, keep="last")
+    assert listing(tmp_path / "last") == {"t/result.json", f"{final}/report.json",
+                                          f"{final}/state.pt"}  # fmt: skip
 
 
 def test_keep_last_keeps_the_final_checkpoint_whole_and_keep_all_everything(tmp_path):

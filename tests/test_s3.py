@@ -166,6 +166,10 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
     assert [(t["decoder"], t[R.STATUS], t[R.EPOCHS]) for t in trials] == [("Unet", "completed", 1)]
     checkpoint = trials[0][R.CHECKPOINT]  # relative to the run folder, holding the predictions
     assert f"{checkpoint}/predictions/test/test_000.png" in files
+    ckpt_files = {f for f in files if "/checkpoint_" in f}  # fault.keep: best, pruned on S3
+    assert {f.removeprefix(checkpoint + "/").split("/")[0] for f in ckpt_files} == {
+        "model.safetensors", "config.json", "report.json", "predictions"
+    }  # fmt: skip
 
     report = tmp_path / "report"
     assert main(["report", run, "--by", "init", "--out", str(report)]) == 0

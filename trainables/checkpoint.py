@@ -8,7 +8,6 @@ reads them: a checkpoint never runs code.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -170,26 +169,12 @@ def load(folder: Path, *, map_location: str | torch.device = "cpu") -> TrialStat
     return TrialState(**payload)
 
 
-def model_files(weights: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, bytes]:
-    """``{MODEL_FILE: safetensors bytes, CONFIG_FILE: JSON}``: what an ended trial keeps of
-    its model (docs/storage.md); the caller writes them into the final checkpoint folder."""
-    from safetensors.torch import save
+def save_model(folder: Path, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """``folder/model.safetensors`` (``weights``) and ``folder/config.json`` (``config``): what
+    an ended trial keeps of its model (docs/storage.md), written into its final checkpoint."""
+    from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
+    save_file(tensors, str(Path(folder) / MODEL_FILE))
     text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
-    return {MODEL_FILE: save(tensors), CONFIG_FILE: text.encode()}
-
-
-def save_model(folder: Path, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
-    """Write :func:`model_files` into ``folder`` (a fresh scratch folder, as :func:`save`)."""
-    for name, data in model_files(weights, config).items():
-        (Path(folder) / name).write_bytes(data)
-
-
-def model_files_from_state(data: bytes) -> dict[str, bytes]:
-    """:func:`model_files` of a ``state.pt``'s bytes (the best weights and the trial config):
-    the driver keeps them for a trial that ended without final files (ASHA stopped it)."""
-    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    payload.pop("format", None)
-    state = TrialState(**payload)
-    return model_files(state.best_weights(), dict(state.extra.get("config") or {}))
+    (Path(folder) / CONFIG_FILE).write_text(text)
