@@ -17,7 +17,8 @@ downloaded, as :func:`search.resources.encoder_parameters`).
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
     print(estimate_footprint(make_plan(exp)).line())
-    # storage: peak ~1.4 GB (2 trials at once x 3 states of 172 MB), final ~0.19 GB (keep: best)
+    # storage: peak ~1.04 GB (2 trial(s) at once x 2 state(s) of 229 MB),
+    #          final ~167 MB (fault.keep: best)
 """
 
 from __future__ import annotations
@@ -93,11 +94,29 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
     return Footprint(state[0], peak, final, concurrency, states, fault.keep)
 
 
-def completing_trials(plan: Plan) -> int:
-    """Trials that reach their final evaluation: all under FIFO; under ASHA those a rung that
-    keeps the top 1/eta lets through to ``max_epochs`` (asynchronous ASHA may let more)."""
+def completing_trials(plan: Plan) -> float:
+    """Trials expected to reach their final evaluation: all under FIFO; under Ray's
+    asynchronous ASHA, the expected survivors of every rung (:func:`asha_survivors`)."""
     sched = plan.experiment.scheduler
-    return math.ceil(plan.trials / sched.reduction_factor ** len(plan.rungs)) if plan.trials else 0
+    survivors = float(plan.trials)
+    if sched.name == "asha":
+        for _ in plan.rungs:
+            survivors = asha_survivors(survivors, sched.reduction_factor)
+    return survivors
+
+
+def asha_survivors(arrivals: float, eta: int) -> float:
+    """Expected trials that asynchronous ASHA lets through a rung that ``arrivals`` reach in
+    random order of quality. Ray continues the i-th arrival when its value is at least the
+    (1 - 1/eta) percentile of the i - 1 recorded before it (the first always continues): with
+    a random rank that is (i - 1 - floor((1 - 1/eta)(i - 2))) / i of the cases."""
+
+    def chance(i: int) -> float:
+        return 1.0 if i == 1 else (i - 1 - math.floor((1 - 1 / eta) * (i - 2))) / i
+
+    whole = int(arrivals)
+    expected = sum(chance(i) for i in range(1, whole + 1))
+    return expected + (arrivals - whole) * chance(whole + 1)
 
 
 def _parameters(point: dict[str, Any], exp: Any, classes: int) -> int:
