@@ -17,8 +17,8 @@ downloaded, as :func:`search.resources.encoder_parameters`).
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
     print(estimate_footprint(make_plan(exp)).line())
-    # storage: peak ~1.04 GB (2 trial(s) at once x 2 state(s) of 229 MB),
-    #          final ~167 MB (fault.keep: best)
+    # storage: peak ~1.1 GB (2 trial(s) at once x 2 state(s) of 229 MB),
+    #          final ~243 MB (fault.keep: best)
 """
 
 from __future__ import annotations
