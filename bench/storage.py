@@ -1,7 +1,8 @@
 """Storage of the demo sweep with ``fault.keep: all`` and with the default (``best``), side by side.
 
 The demo preset (spaces/presets/demo.yaml: ASHA, checkpoints_to_keep 1) made smaller to run in
-a few minutes on 2 cores: resnet18, Unet and FPN, init none (no downloads), 2 seeds, 4 epochs.
+a few minutes on 2 cores: resnet18, Unet and FPN, init none (no downloads), 2 seeds, 4 epochs,
+one trial at a time (with two, asynchronous ASHA's decisions vary between the runs).
 Prints, per mode, the bytes on storage after the sweep and the peak during it (the run folder's
 size sampled every 0.2 s in a thread), the median bytes of one checkpoint folder (an epoch's
 checkpoint cost), and the dry run's predicted footprint (search.footprint) against the measured
@@ -64,6 +65,7 @@ def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
         "space.init=[none]", f"repeats={repeats}", f"scheduler.max_epochs={epochs}",
         "scheduler.grace_epochs=1", "scheduler.reduction_factor=2",
         "train.samples_per_epoch=8", f"fault.keep={keep}",
+        "resources.cpu=2",  # one trial at a time: ASHA decides the same in both runs
     ]  # fmt: skip
     return load_experiment(preset_path("demo"), overrides=overrides)
 
