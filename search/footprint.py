@@ -5,9 +5,9 @@ current model is not the best, a copy of the best weights: 4 copies of the param
 each. Parameter counts come from the models built on the meta device (nothing is allocated or
 downloaded, as :func:`search.resources.encoder_parameters`).
 
-- **peak**: ``concurrency`` of the largest trials, each with ``checkpoints_to_keep`` states
-  plus the one being written (Ray deletes the oldest after the new one registered), on top of
-  what the ended trials keep;
+- **peak**: ``concurrency`` of the largest trials, each with ``checkpoints_to_keep`` states,
+  the latest (Ray keeps it besides the best-scored ones) and the one being written (Ray deletes
+  the oldest after the new one registered), on top of what the ended trials keep;
 - **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
   its best weights (``model.safetensors``) and predicted masks (estimated by the size of the
   dataset's test masks); ``last``: one state per trial; ``all``: ``checkpoints_to_keep`` + 1
@@ -17,7 +17,7 @@ downloaded, as :func:`search.resources.encoder_parameters`).
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
     print(estimate_footprint(make_plan(exp)).line())
-    # storage: peak ~1.1 GB (2 trial(s) at once x 2 state(s) of 229 MB),
+    # storage: peak ~1.55 GB (2 trial(s) at once x 3 state(s) of 229 MB),
     #          final ~243 MB (fault.keep: best)
 """
 
@@ -87,7 +87,8 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
         "all": [(fault.checkpoints_to_keep + 1) * s for s in state],  # + the latest, see below
     }[fault.keep]
     concurrency = min(plan.slots, len(params))
-    states = fault.checkpoints_to_keep + 1
+    # the best-scored ones, the latest (Ray keeps it besides them) and the one being written
+    states = fault.checkpoints_to_keep + 2
     running = states * sum(state[:concurrency])
     final = sum(per_trial_final)
     peak = max(final, running + sum(per_trial_final[concurrency:]))
