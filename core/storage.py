@@ -179,7 +179,27 @@ class Location:
         names = sorted(i.base_name for i in infos if fnmatch.fnmatchcase(i.base_name, pattern))
         return [self / n for n in names]
 
+    def files(self) -> dict[str, int]:
+        """Every file below this folder, recursively: ``{path relative to it: size in bytes}``
+        (empty when there is no folder here)."""
+        fs, path = self.resolve()
+        with self._errors("list"):
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        return {
+            i.path[len(path) + 1 :]: int(i.size or 0) for i in infos if i.type == pafs.FileType.File
+        }
+
     # ------------------------------------------------------------------ writing
+    def delete(self) -> None:
+        """Remove this file, or this folder with everything in it; nothing here is no error."""
+        fs, path = self.resolve()
+        with self._errors("delete"):
+            kind = fs.get_file_info(path).type
+            if kind == pafs.FileType.Directory:
+                fs.delete_dir(path)
+            elif kind != pafs.FileType.NotFound:
+                fs.delete_file(path)
+
     def make_dir(self) -> None:
         """Create this folder (and its parents); on object stores this writes a marker, so
         it also proves that the location is writable."""

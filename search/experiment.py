@@ -33,6 +33,7 @@ from spaces.dimensions import Dimension, SpaceError, parse_space
 from trainables.task import Task, get_task
 from trainables.weights_dir import weights_dir_from_key  # issue 13
 
+KEEP = ("best", "last", "all")  # fault.keep: what an ended trial's folder keeps
 TOP_KEYS = (
     "name", "kind", "data", "space", "repeats", "search", "scheduler", "train", "resources",
     "storage", "fault",
@@ -75,6 +76,7 @@ class Resources:
 class Fault:
     max_failures: int = 2  # retries of a crashed trial from its last checkpoint
     checkpoints_to_keep: int = 2
+    keep: Literal["best", "last", "all"] = "best"  # what an ended trial keeps (docs/storage.md)
 
 
 @dataclass(frozen=True)
@@ -298,12 +300,13 @@ def _resources(raw: Mapping[str, Any]) -> Resources:
 
 
 def _fault(raw: Mapping[str, Any]) -> Fault:
-    _check_keys("fault.", raw, ("max_failures", "checkpoints_to_keep"))
+    _check_keys("fault.", raw, ("max_failures", "checkpoints_to_keep", "keep"))
     return Fault(
         max_failures=_int("fault.max_failures", raw.get("max_failures", 2), low=0),
         checkpoints_to_keep=_int(
             "fault.checkpoints_to_keep", raw.get("checkpoints_to_keep", 2), low=1
         ),
+        keep=_choice("fault.keep", raw.get("keep", "best"), KEEP),  # type: ignore[arg-type]
     )
 
 

@@ -193,6 +193,9 @@ def format_plan(plan: Plan) -> str:
         )
     else:
         lines.append("estimate: none (no previous run of this experiment)")
+    from search.footprint import estimate_footprint  # the storage a sweep needs
+
+    lines += [fp.line()] if (fp := estimate_footprint(plan)) else []
     if not plan.trials:
         lines.append("nothing to train: every planned trial is infeasible (reasons above)")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from core import keys as K
 from core import storage
 from core.errors import StorageError
 from core.storage import Location
+from search.pruning import prune_trial
 
 STATE_KEYS = (K.DIVERGED, K.INFEASIBLE, K.ERROR, K.BEST_EPOCH)
 
@@ -57,6 +58,7 @@ class ResultsWriter(tune.Callback):
         task: Any,
         stage: str = R.SEARCH,
         min_interval_s: float = 5.0,
+        keep: str = "all",
     ) -> None:
         self.run_dir = str(run_dir)
         self.task = task  # trainables.task.Task: objective, epoch and final keys
@@ -66,6 +68,7 @@ class ResultsWriter(tune.Callback):
         self.infeasible = infeasible
         self.resources = resources
         self.min_interval_s = min_interval_s
+        self.keep = keep  # fault.keep: what an ended trial keeps once its row is written
         self._reset()
 
     def _reset(self) -> None:
@@ -74,13 +77,16 @@ class ResultsWriter(tune.Callback):
         self._images: dict[str, list[dict[str, Any]]] = {}
         self._state: dict[str, dict[str, Any]] = {}
         self._finished_before: set[str] = set()
+        self._to_prune: list[str] = []  # ended trials, pruned after their row is written
+        self._pruned: set[str] = set()
         self._last_write = 0.0
         self._run = Location.parse(self.run_dir)  # its filesystem is resolved once, on first use
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the callback in tuner.pkl
         state = dict(self.__dict__)
-        for key in ("_trials", "_epochs", "_images", "_state", "_finished_before"):
+        for key in ("_trials", "_epochs", "_images", "_state", "_finished_before", "_pruned"):
             state[key] = {}
+        state["_to_prune"] = []
         state.pop("_run", None)  # a resolved filesystem may hold credentials
         return state
 
@@ -117,6 +123,7 @@ class ResultsWriter(tune.Callback):
         if name in self._finished_before:  # recorded before a driver crash; kept as it was
             return
         self._trials[name] = self._finished_row(trial, self._status(name, trial))
+        self._to_prune.append(name)
         self._flush(retry_later=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -126,9 +133,12 @@ class ResultsWriter(tune.Callback):
         row = self._finished_row(trial, R.ERRORED)
         row[R.ERROR] = error_line(trial)
         self._trials[name] = row
+        self._to_prune.append(name)
         self._flush(retry_later=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # also the trials a killed driver had recorded but not pruned (idempotent)
+        self._to_prune += [n for n, r in self._trials.items() if r.get(R.CHECKPOINT)]
         self._flush()
 
     # ------------------------------------------------------------------ rows
@@ -219,7 +229,26 @@ class ResultsWriter(tune.Callback):
             if not retry_later:
                 raise
             print(f"microsweep: warning: {err} (retried at the next write)", file=sys.stderr)
-        self._last_write = time.monotonic()
+            return
+        finally:
+            self._last_write = time.monotonic()
+        self._prune_recorded()
+
+    def _prune_recorded(self) -> None:
+        """Prune the ended trials whose rows the last write stored (never before: ``--resume``
+        skips a trial only once trials.parquet has it)."""
+        pending, self._to_prune = self._to_prune, []
+        keep = getattr(self, "keep", "all")  # a writer pickled before fault.keep existed
+        for name in pending:
+            if name in self._pruned:
+                continue
+            try:
+                prune_trial(self._run, self._trials[name].get(R.CHECKPOINT), keep=keep)
+            except StorageError as err:  # the files stay; pruning is tried again at the end
+                print(f"microsweep: warning: {err} (pruning retried later)", file=sys.stderr)
+                self._to_prune.append(name)
+                continue
+            self._pruned.add(name)
 
 
 def track_state(

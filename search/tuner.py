@@ -71,6 +71,7 @@ def run_config(
         resources=resources,
         task=exp.task,
         stage=exp.stage,
+        keep=exp.fault.keep,  # what an ended trial keeps (search/pruning.py)
     )
     # Ray's folder is exp.ray_dir: the run folder (search), or RUN/<stage> after it
     storage, name = (exp.storage, exp.name) if exp.stage == R.SEARCH else (exp.run_dir, exp.stage)

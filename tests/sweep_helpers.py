@@ -59,7 +59,8 @@ def toy_trainable(config: dict[str, Any], *, data: Any = None) -> None:
         return
     for epoch in range(restored + 1, max_epochs + 1):
         time.sleep(float(config.get("sleep", 0.02)))
-        if config.get("raise_decoder") == config.get("decoder") and epoch == 2:
+        raise_at = int(config.get("raise_at", 2))
+        if config.get("raise_decoder") == config.get("decoder") and epoch == raise_at:
             raise RuntimeError(f"boom in {config['decoder']} at epoch {epoch}")
         diverges = config.get("diverge_decoder") == config.get("decoder")
         if config.get("diverge_at") == epoch or (diverges and epoch == 1):

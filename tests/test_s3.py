@@ -167,6 +167,10 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
     assert [(t["decoder"], t[R.STATUS], t[R.EPOCHS]) for t in trials] == [("Unet", "completed", 1)]
     checkpoint = trials[0][R.CHECKPOINT]  # relative to the run folder, holding the predictions
     assert f"{checkpoint}/predictions/test/test_000.png" in files
+    ckpt_files = {f for f in files if "/checkpoint_" in f}  # fault.keep: best, pruned on S3
+    assert {f.removeprefix(checkpoint + "/").split("/")[0] for f in ckpt_files} == {
+        "model.safetensors", "config.json", "report.json", "predictions"
+    }  # fmt: skip
 
     report = tmp_path / "report"
     assert main(["report", run, "--by", "init", "--out", str(report)]) == 0
@@ -249,3 +253,18 @@ def test_a_parquet_object_replaced_while_read_is_read_again(s3_env, tmp_path, mo
     with pytest.raises(pa.ArrowInvalid):  # a local file is replaced by rename: no mixed reads
         Location.parse(str(tmp_path / "t.parquet")).read_table()
     assert len(calls) == 1
+
+
+def test_files_and_delete_on_s3(s3_env):
+    run = Location.parse(f"s3://{BUCKET}/unit-delete") / "run"
+    storage.write_bytes(run / "t" / "checkpoint_000001" / "state.pt", b"abc")
+    storage.write_bytes(run / "t" / "checkpoint_000001" / "report.json", b"{}")
+    storage.write_bytes(run / "t" / "checkpoint_000000" / "state.pt", b"abcd")
+    assert run.files() == {
+        "t/checkpoint_000001/state.pt": 3,
+        "t/checkpoint_000001/report.json": 2,
+        "t/checkpoint_000000/state.pt": 4,
+    }
+    (run / "t" / "checkpoint_000000").delete()
+    (run / "t" / "checkpoint_000001" / "state.pt").delete()
+    assert objects(str(run)) == {"t/checkpoint_000001/report.json"}

@@ -63,3 +63,21 @@ def test_a_file_where_the_folder_should_be_is_one_line(tmp_path):
     with pytest.raises(StorageError, match="cannot create the folder") as err:
         (Location.parse(str(tmp_path / "runs")) / "exp").make_dir()
     assert "\n" not in str(err.value)
+
+
+def test_files_lists_recursively_with_sizes_and_delete_removes_files_and_folders(tmp_path):
+    run = Location.parse(f"file://{tmp_path}") / "run"
+    storage.write_bytes(run / "t1" / "checkpoint_000000" / "state.pt", b"x" * 10)
+    storage.write_bytes(run / "t1" / "checkpoint_000000" / "predictions" / "a.png", b"png")
+    storage.write_bytes(run / "t1" / "result.json", b"{}")
+    assert run.files() == {
+        "t1/checkpoint_000000/state.pt": 10,
+        "t1/checkpoint_000000/predictions/a.png": 3,
+        "t1/result.json": 2,
+    }
+    (run / "t1" / "checkpoint_000000" / "state.pt").delete()
+    (run / "t1" / "checkpoint_000000" / "predictions").delete()
+    (run / "t1" / "gone").delete()  # nothing there: no error
+    assert run.files() == {"t1/result.json": 2}
+    run.delete()
+    assert not run.exists() and (run / "x").files() == {}

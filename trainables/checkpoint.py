@@ -8,6 +8,7 @@ reads them: a checkpoint never runs code.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -23,6 +24,8 @@ import torch
 from core.errors import UserError
 
 STATE_FILE = "state.pt"
+MODEL_FILE = "model.safetensors"  # the best-val weights of an ended trial (export, predict)
+CONFIG_FILE = "config.json"  # the trial config beside them
 FORMAT = 1
 SCRATCH_ENV = "MICROSWEEP_SCRATCH"
 SHM = Path("/dev/shm")
@@ -164,3 +167,14 @@ def load(folder: Path, *, map_location: str | torch.device = "cpu") -> TrialStat
     if payload.pop("format", None) != FORMAT:
         raise UserError(f"{path}: unknown checkpoint format; start the trial afresh")
     return TrialState(**payload)
+
+
+def save_model(folder: Path, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """``folder/model.safetensors`` (``weights``) and ``folder/config.json`` (``config``): what
+    an ended trial keeps of its model (docs/storage.md), written into its final checkpoint."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
+    save_file(tensors, str(Path(folder) / MODEL_FILE))
+    text = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
+    (Path(folder) / CONFIG_FILE).write_text(text)

@@ -46,8 +46,8 @@ from trainables.runtime import Runtime, ray_resources, resolve_runtime
 from trainables.task import TASKS, Progress, Task, get_task, import_function
 
 PREDICTIONS_DIR = K.PREDICTIONS_DIR
-MODEL_FILE = "model.safetensors"  # final checkpoint: the best-val weights (plain state_dict)
-CONFIG_FILE = "config.json"  # final checkpoint: the trial's typed config as a dict
+MODEL_FILE = ckpt.MODEL_FILE  # final checkpoint: the best-val weights (plain state_dict)
+CONFIG_FILE = ckpt.CONFIG_FILE  # final checkpoint: the trial's typed config as a dict
 
 
 class SegmentationTrial:
@@ -174,7 +174,7 @@ class SegmentationTrial:
     def final_metrics(self, folder: Path) -> dict[str, Any]:
         """Evaluate the best-val model on every test split; write predicted masks as PNG."""
         self.model.load_state_dict(self.best_weights())
-        write_model_files(folder, self.model.state_dict(), self.cfg.to_dict())  # for export
+        ckpt.save_model(folder, self.best_weights(), self.cfg.to_dict())
         out: dict[str, Any] = {
             K.DONE: True,
             K.BEST_EPOCH: self.schedule.best_epoch,
@@ -206,18 +206,6 @@ class SegmentationTrial:
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
-
-
-def write_model_files(folder: Path, weights: dict[str, torch.Tensor], config: dict) -> None:
-    """``model.safetensors`` (the best-val weights) and ``config.json`` beside ``state.pt``,
-    so that ``microsweep export`` needs neither the optimiser nor unpickling."""
-    import json
-
-    from safetensors.torch import save_file
-
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()},
-              str(folder / MODEL_FILE))  # fmt: skip
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
 def write_predictions(folder: Path, masks: dict[str, np.ndarray]) -> None:

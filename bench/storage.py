@@ -1,0 +1,133 @@
+"""Storage of the demo sweep with ``fault.keep: all`` and with the default (``best``), side by side.
+
+The demo preset (spaces/presets/demo.yaml: ASHA, checkpoints_to_keep 1) made smaller to run in
+a few minutes on 2 cores: resnet18, Unet and FPN, init none (no downloads), 2 seeds, 4 epochs,
+one trial at a time (with two, asynchronous ASHA's decisions vary between the runs).
+Prints, per mode, the bytes on storage after the sweep and the peak during it (the run folder's
+size sampled every 0.2 s in a thread), the median bytes of one checkpoint folder (an epoch's
+checkpoint cost), and the dry run's predicted footprint (search.footprint) against the measured
+one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 %.
+
+    python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from core.storage import Location
+from search.experiment import load_experiment
+from search.footprint import estimate_footprint
+from search.launch import run_sweep
+from search.plan import make_plan
+from spaces.presets import preset_path
+
+
+class PeakSampler(threading.Thread):
+    """The largest size ``folder`` reached while it runs (sampled every ``every`` s)."""
+
+    def __init__(self, folder: Path, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.every, self.peak = folder, every, 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, folder_bytes(self.folder))
+            self._done.wait(self.every)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        self.peak = max(self.peak, folder_bytes(self.folder))
+        return self.peak
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # deleted while we looked (Ray, the pruning)
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
+    overrides = [
+        f"name=storage-{keep}", f"data.root={data}", f"storage={out / 'runs'}",
+        "space.init=[none]", f"repeats={repeats}", f"scheduler.max_epochs={epochs}",
+        "scheduler.grace_epochs=1", "scheduler.reduction_factor=2",
+        "train.samples_per_epoch=8", f"fault.keep={keep}",
+        "resources.cpu=2",  # one trial at a time: ASHA decides the same in both runs
+    ]  # fmt: skip
+    return load_experiment(preset_path("demo"), overrides=overrides)
+
+
+def state_sizes(run: Path) -> list[int]:
+    """Bytes of each ``state.pt`` left in the run: what one epoch's checkpoint writes."""
+    return [p.stat().st_size for p in run.glob("*/checkpoint_*/state.pt")]
+
+
+def measure(exp) -> dict[str, float]:
+    run = Path(str(exp.run_dir))
+    predicted = estimate_footprint(make_plan(exp))
+    sampler = PeakSampler(run)
+    sampler.start()
+    t0 = time.perf_counter()
+    result = run_sweep(exp)
+    wall = time.perf_counter() - t0
+    peak = sampler.stop()
+    return {
+        "final": folder_bytes(run), "peak": peak, "wall_s": wall,
+        "states": state_sizes(run),
+        "predicted_final": predicted.final_bytes, "predicted_peak": predicted.peak_bytes,
+        "trials": len(result.trials), "counts": result.counts,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-storage"))
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    from trainables.data.synth import generate
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    data = generate("superalloy", args.out / "data", seed=0, n_train=4, n_val=2, n_test=2,
+                    size=128, overwrite=True)  # fmt: skip
+    figures = {}
+    for keep in ("all", "best"):
+        exp = experiment(args.out, data, keep, args.epochs, args.repeats)
+        figures[keep] = measure(exp)
+        print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
+    mb = 1e6
+    print(f"{'':28}{'keep: all':>12}{'keep: best':>12}{'best/all':>10}")
+    for key, label in (("final", "after the sweep (MB)"), ("peak", "peak during it (MB)")):
+        a, b = figures["all"][key], figures["best"][key]
+        print(f"{label:28}{a / mb:12.1f}{b / mb:12.1f}{b / a if a else float('nan'):10.3f}")
+    states = figures["all"]["states"]
+    print(
+        f"one epoch's checkpoint (state.pt, keep: all): median {statistics.median(states) / mb:.1f}"
+        f" MB, min {min(states) / mb:.1f}, max {max(states) / mb:.1f} ({len(states)} left)"
+    )
+    for keep in ("all", "best"):
+        f = figures[keep]
+        for key in ("final", "peak"):
+            ratio = f[f"predicted_{key}"] / f[key]
+            print(f"[{keep}] predicted {key} {f[f'predicted_{key}'] / mb:.1f} MB vs measured "
+                  f"{f[key] / mb:.1f} MB: ratio {ratio:.2f}")  # fmt: skip
+    print(f"wall: all {figures['all']['wall_s']:.0f} s, best {figures['best']['wall_s']:.0f} s; "
+          f"statuses {figures['all']['counts']} / {figures['best']['counts']}")  # fmt: skip
+    print(f"(storage {Location.parse(args.out / 'runs')}, {os.cpu_count()} cores, shared)")
+
+
+if __name__ == "__main__":
+    main()
