@@ -186,6 +186,9 @@ def format_plan(plan: Plan) -> str:
         )
     else:
         lines.append("estimate: none (no previous run of this experiment)")
+    from search.simulate import plan_quote  # issue 15: `microsweep simulate` of the last run
+
+    lines += [q for q in [plan_quote(exp)] if q]
     if not plan.trials:
         lines.append("nothing to train: every planned trial is infeasible (reasons above)")
     return "\n".join(lines)

@@ -4,4 +4,4 @@ Each module keeps its top-level imports light (no torch/ray) so that ``microswee
 stays fast; heavy imports happen inside the command's function.
 """
 
-COMMAND_MODULES = ("data", "list", "train", "pretrain", "sweep", "report")
+COMMAND_MODULES = ("data", "list", "train", "pretrain", "sweep", "report", "simulate")
