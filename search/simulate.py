@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import tempfile
 import time
@@ -288,7 +290,8 @@ def ray_replay(
         write_curves(work / "curves.parquet", trials, size)
         exp = replay_experiment(work, order, sched, s)
         t0 = time.monotonic()
-        result = run_sweep(exp, printer=lambda line: None)
+        with contextlib.redirect_stdout(io.StringIO()):  # Ray's status tables, every few s
+            result = run_sweep(exp, printer=lambda line: None)
         wall = time.monotonic() - t0
         launched = ray_order(result.trials)
         epochs = (exp.run_dir / "epochs.parquet").read_table().to_pandas()
