@@ -66,6 +66,8 @@ class SimulateSettings:
             raise UserError(
                 f"--grace must be >= 1 and --eta >= 2, but got {self.graces}, {self.etas}"
             )
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise UserError(f"--max-epochs must be >= 1, but got {self.max_epochs}")
         if self.speedup <= 0:
             raise UserError(f"--speedup must be > 0, but got {self.speedup}")
 
@@ -176,9 +178,9 @@ def checkpoint_bytes(runs: Sequence[str], mb: float | None) -> int:
         return 1_000_000
     decoder, encoder = trials.groupby(["decoder", "encoder"]).size().idxmax()
     try:
-        from trainables.models import _build
+        from trainables.models import create_model
 
-        model = _build(str(decoder), str(encoder), 2)
+        model = create_model(decoder=str(decoder), encoder=str(encoder), num_classes=2)
     except Exception:  # an unbuildable recorded pair only costs the estimate
         return 1_000_000
     return 4 * sum(p.numel() for p in model.parameters())

@@ -230,3 +230,13 @@ def test_the_18_configuration_benchmark_shape_replays_within_10_percent(tmp_path
     result = simulate(settings, printer=lambda line: None)
     ray, event = result.ray["trial_epochs"], result.ray["event_trial_epochs"]
     assert abs(ray - event) <= 0.1 * event, (ray, event)  # ratios to FIFO's 18 x 18 = 324
+
+
+def test_checkpoints_have_the_recorded_models_size(fake_run, tmp_path):
+    from search.simulate import checkpoint_bytes
+
+    assert checkpoint_bytes([str(fake_run)], 0.5) == 500_000
+    size = checkpoint_bytes([str(fake_run)], None)  # FPN or Unet on resnet18/50, fp32
+    assert 30e6 < size < 150e6
+    other = make_fake_run(tmp_path / "run", factors={"lr": [1e-3, 3e-3]})
+    assert checkpoint_bytes([str(other)], None) == 1_000_000  # no model named: 1 MB
