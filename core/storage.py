@@ -169,6 +169,9 @@ class Location:
         self, fs: pafs.FileSystem, path: str, columns: list[str] | None
     ) -> pa.Table:
         with self._errors("read"):
+            if isinstance(fs, pafs.LocalFileSystem):  # one open file: one version, even while
+                with fs.open_input_file(path) as f:  # a writer replaces it (pq opens it twice)
+                    return pq.read_table(f, columns=columns)
             return pq.read_table(path, filesystem=fs, columns=columns)
 
     def glob(self, pattern: str) -> list[Location]:

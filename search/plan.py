@@ -196,6 +196,10 @@ def format_plan(plan: Plan) -> str:
     from search.footprint import estimate_footprint  # the storage a sweep needs
 
     lines += [fp.line()] if (fp := estimate_footprint(plan)) else []
+
+    from search.simulate import plan_quote  # a simulation of the last run
+
+    lines += [q for q in [plan_quote(exp)] if q]
     if not plan.trials:
         lines.append("nothing to train: every planned trial is infeasible (reasons above)")
     return "\n".join(lines)

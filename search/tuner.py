@@ -43,6 +43,7 @@ def tune_config(exp: Experiment, plan: Plan) -> Any:
         search_alg=searcher.ray_searcher(exp, points, metric=task.metric, mode=task.mode),
         num_samples=searcher.num_samples(exp, points),
         max_concurrent_trials=exp.search.max_concurrent,
+        reuse_actors=task.reuse_actors,  # replay: no process start per trial
         trial_name_creator=trial_label,
         trial_dirname_creator=trial_label,
     )

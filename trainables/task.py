@@ -11,7 +11,7 @@ Example::
     task = get_task("segmentation")
     task.metric                      # 'val_iou'
     task.build_config({"lr": "1e-3"}).lr   # 0.001 (a ConfigError names a bad key)
-    list_tasks()                     # ('pretraining', 'segmentation')
+    list_tasks()                     # ('pretraining', 'replay', 'segmentation')
 
 ``kind: package.module:function`` names a custom trainable that follows the reporting contract
 of docs/contracts.md; it is run like a segmentation trial, without a typed config.
@@ -30,7 +30,8 @@ from core.errors import UserError
 from core.registry import Registry
 
 TASKS: Registry[Task] = Registry("task", hint="a registered task, or package.module:function")
-BUILTIN = ("trainables.segmentation", "trainables.pretraining")  # each registers its task
+# each registers its task
+BUILTIN = ("trainables.segmentation", "trainables.pretraining", "trainables.replay")
 Progress = Callable[[int, int], None]
 
 
@@ -45,6 +46,7 @@ class Task(ABC):
     final_prefixes: ClassVar[tuple[str, ...]]  # final-report keys kept in trials.parquet
     config_type: ClassVar[type | None] = None  # a TypedConfig subclass; None: untyped
     needs_data: ClassVar[bool] = True  # an experiment must give a `data:` block
+    reuse_actors: ClassVar[bool] = False  # Ray may run trial after trial in one worker
 
     # --- the trial config -----------------------------------------------------------------
     def config_keys(self) -> tuple[str, ...] | None:
@@ -113,6 +115,8 @@ class Task(ABC):
 
 def get_task(kind: str) -> Task:
     """The registered task, or a custom ``module:function`` task; unknown names in one line."""
+    if kind in TASKS:  # e.g. a Ray worker that unpickled the task's data: no other imports
+        return TASKS.get(kind)
     _load_builtin()
     if kind not in TASKS and ":" in str(kind):
         return custom_task(kind)

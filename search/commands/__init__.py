@@ -5,6 +5,6 @@ stays fast; heavy imports happen inside the command's function.
 """
 
 COMMAND_MODULES = (
-    "init", "data", "list", "train", "pretrain", "sweep", "status", "recommend", "report", "export",
-    "predict", "weights",
+    "init", "data", "list", "train", "pretrain", "sweep", "status", "recommend", "report",
+    "export", "predict", "simulate", "weights",
 )  # fmt: skip
