@@ -49,8 +49,20 @@ def _pretraining(tmp: Path) -> dict:
     }
 
 
+def _replay(tmp: Path) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainables.replay import CHECKPOINT_BYTES, CURVE, EPOCH_S
+
+    rows = {CURVE: [0, 0, 1, 1], "epoch": [1, 2, 1, 2], "val_iou": [0.3, 0.5, 0.2, 0.6],
+            EPOCH_S: [1.0] * 4, CHECKPOINT_BYTES: [1000] * 4}  # fmt: skip
+    pq.write_table(pa.table(rows), tmp / "curves.parquet")
+    return {"data": {"curves": "curves.parquet"}, "space": {"curve": [0, 1], "speedup": 100.0}}
+
+
 # one small example per registered task: a new task without one fails the test below
-EXAMPLES = {"segmentation": _segmentation, "pretraining": _pretraining}
+EXAMPLES = {"segmentation": _segmentation, "pretraining": _pretraining, "replay": _replay}
 
 
 def _run(tmp: Path, name: str, **raw) -> list[dict]:
@@ -64,10 +76,11 @@ def test_every_registered_task_runs_through_the_launcher(ray_local, tmp_path, ta
     assert task in EXAMPLES, f"add a small example experiment for task {task!r}"
     example = EXAMPLES[task](tmp_path)
     fifo = {"name": "fifo", "max_epochs": 2}
-    (row,) = _run(tmp_path, task, kind=task, scheduler=fifo, **example)
+    rows = _run(tmp_path, task, kind=task, scheduler=fifo, **example)
     metric = get_task(task).metric
-    assert row[R.STATUS] == R.COMPLETED and row[R.EPOCHS] == 2
-    assert 0 <= row[metric] <= 1  # the task's own objective names the column
+    for row in rows:
+        assert row[R.STATUS] == R.COMPLETED and row[R.EPOCHS] == 2, row
+        assert 0 <= row[metric] <= 1  # the task's own objective names the column
     epochs = (tmp_path / "runs" / task / R.EPOCHS_FILE).is_file()
     assert epochs
 

@@ -171,7 +171,7 @@ class ReplayTask(Task):
     def load_data(self, spec: Path, *, train: Mapping[str, Any]) -> ReplayData:
         return read_curves(spec)
 
-    def data_info(self, data: ReplayData) -> dict[str, Any]:
+    def data_info(self, data: ReplayData, *, spec: Any = None) -> dict[str, Any]:
         return {"dataset": data.label, "classes": [], "test_splits": []}
 
     def trainable(self) -> Callable[..., None]:
