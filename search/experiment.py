@@ -66,6 +66,7 @@ class SchedulerSettings:
 class Resources:
     cpu: float = 1.0
     gpu: float | Literal["auto"] = 0.0
+    workers_per_trial: int = 1  # data-parallel workers per trial, each with cpu/gpu above
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def _number(key: str, value: Any, *, low: float) -> float:
 
 
 def _resources(raw: Mapping[str, Any]) -> Resources:
-    _check_keys("resources.", raw, ("cpu", "gpu"))
+    _check_keys("resources.", raw, ("cpu", "gpu", "workers_per_trial"))
     cpu = _number("resources.cpu", raw.get("cpu", 1), low=0.0)
     if cpu <= 0:
         raise UserError(f"resources.cpu must be > 0, but got {cpu}")
@@ -274,7 +275,8 @@ def _resources(raw: Mapping[str, Any]) -> Resources:
     gpu = "auto" if gpu_raw == "auto" else _number("resources.gpu", gpu_raw, low=0.0)
     if gpu != "auto" and gpu > 1 and gpu != int(gpu):
         raise UserError(f"resources.gpu above 1 must be a whole number, but got {gpu}")
-    return Resources(cpu=cpu, gpu=gpu)
+    workers = _int("resources.workers_per_trial", raw.get("workers_per_trial", 1), low=1)
+    return Resources(cpu=cpu, gpu=gpu, workers_per_trial=workers)
 
 
 def _fault(raw: Mapping[str, Any]) -> Fault:

@@ -80,11 +80,14 @@ class PretrainConfig(TypedConfig):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: Literal["auto", "true", "false"] = "auto"
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
+    workers: int = 1  # data-parallel Ray Train workers (set from resources.workers_per_trial)
+    worker_cpu: float = 1.0  # each worker's resources (from resources.cpu / resources.gpu)
+    worker_gpu: float = 0.0
     loader_workers: int = -1  # decoding processes per training worker; -1: its CPUs, at most 4
 
     def validate(self) -> None:
         positive(self, "max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
-        positive(self, "checkpoint_every", "lr_batch")
+        positive(self, "checkpoint_every", "lr_batch", "workers", "worker_cpu")
         if self.warmup_epochs < 0:
             raise ConfigError("warmup_epochs", f"must be >= 0, but got {self.warmup_epochs}")
         if not 0 <= self.momentum < 1:
@@ -288,7 +291,7 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
 
     def final(folder: Path) -> dict[str, Any]:
         result = {K.DONE: True, K.BEST_EPOCH: trial.best_epoch, K.BEST_VAL_TOP1: trial.best[0]}
-        if trial.cfg.zoo_name:
+        if trial.cfg.zoo_name and trial.rank == 0:  # one export per trial, from rank 0
             result[K.ZOO_ENTRY] = trial.export()
         return result
 
@@ -309,10 +312,14 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
         runtime = resolve_runtime(
             cfg.precision, cfg.channels_last, use_cuda=use_cuda and torch.cuda.is_available()
         )
-        trial = PretrainTrial(cfg, data, runtime, cpus=cpus)
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             check_zoo_name_free(cfg)
+        if cfg.workers > 1:
+            from trainables.pretrain_ddp import ddp_trainable
+
+            return ddp_trainable(cfg, config, data)
+        trial = PretrainTrial(cfg, data, runtime, cpus=cpus)
     except UserError as err:
         ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return
@@ -366,6 +373,18 @@ class PretrainingTask(Task):
 
     def trainable(self) -> Callable[..., None]:
         return pretraining_trainable
+
+    def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
+        """Several workers: each trial a Ray Train job (see :mod:`trainables.pretrain_ddp`);
+        the trial itself reserves nothing, its workers reserve ``resources`` each."""
+        if workers == 1:
+            return super().tuner_trainable(function, resources=resources, workers=1)
+        from ray import tune
+
+        from trainables.pretrain_ddp import WithWorkers
+
+        # Ray refuses an empty request: the trial asks for a token of memory only
+        return tune.with_resources(WithWorkers(function, resources, workers), {"memory": 1})
 
 
 TASKS.add(PretrainingTask.name, PretrainingTask())

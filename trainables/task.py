@@ -85,6 +85,19 @@ class Task(ABC):
     def trainable(self) -> Callable[..., None]:
         """The Ray Tune function trainable ``fn(config, *, data)``."""
 
+    def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
+        """What the Tuner takes as trainable: ``function`` (Tune's function trainable, data
+        bound) with ``resources`` (config -> ``{"cpu", "gpu"}``) per trial. Tasks that train
+        a trial on several workers (``resources.workers_per_trial``) override this."""
+        from ray import tune
+
+        if workers != 1:
+            raise UserError(
+                f"task {self.name!r} trains each trial in one process: "
+                f"`resources.workers_per_trial` must be 1, but got {workers}"
+            )
+        return tune.with_resources(function, resources)
+
     def is_final_key(self, key: str) -> bool:
         return key.startswith(self.final_prefixes) or key in self.final_prefixes
 
