@@ -23,10 +23,8 @@ def _folder(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_ddp_pretraining_sweep_exports_an_encoder_segmentation_uses(
-    ray_local, tmp_path: Path
-) -> None:
-    from search.launch import run_sweep
+def test_ddp_pretraining_sweep_exports_an_encoder_segmentation_uses(tmp_path: Path) -> None:
+    from search.launch import run_sweep  # starts its own local Ray unless one runs in-process
 
     data, zoo = _folder(tmp_path / "micro"), tmp_path / "zoo"
     exp = parse_experiment(

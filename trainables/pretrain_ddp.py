@@ -164,7 +164,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     runtime = resolve_runtime(cfg.precision, cfg.channels_last, use_cuda=use_cuda)
     if use_cuda:
         runtime = type(runtime)(get_device(), runtime.amp_dtype, runtime.channels_last)
-    if rank == 0:  # the Tune trial removes the job's reservation if Tune stops it early
+    if rank == 0 and loop_config.get("queue"):  # the Tune trial removes the job's
+        # reservation if Tune stops it early
         loop_config["queue"].put(("placement_group", ray.util.get_current_placement_group()))
     trial = PretrainTrial(cfg, loop_config["data"], runtime, rank=rank, world=world, cpus=cpus)
     start = loop_config["checkpoint"]
