@@ -100,3 +100,29 @@ def test_lr_is_scaled_linearly_to_the_global_batch_with_warmup() -> None:
     assert scaled_lr(PretrainConfig.from_dict({"batch_size": 1024}), workers=1) == 0.1
     factors = [lr_factor(cfg, e) for e in (0, 1, 2, 29, 30, 60)]
     assert factors == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0, 0.9, 0.81])
+
+
+def test_workers_per_trial_is_parsed_and_refused_by_one_process_tasks(tmp_path: Path) -> None:
+    from search.experiment import parse_experiment
+    from trainables.task import get_task
+
+    folder = _folder(tmp_path / "f", per_class=2)
+    raw = {"name": "w", "kind": "pretraining", "space": {}, "data": {"root": str(folder)}}
+    exp = parse_experiment({**raw, "resources": {"workers_per_trial": 4}}, base_dir=tmp_path)
+    assert exp.resources.workers_per_trial == 4
+    with pytest.raises(UserError, match="workers_per_trial"):
+        parse_experiment({**raw, "resources": {"workers_per_trial": 0}}, base_dir=tmp_path)
+    with pytest.raises(UserError, match=r"`resources\.workers_per_trial` must be 1, but got 2"):
+        get_task("segmentation").tuner_trainable(lambda c: None, resources=dict, workers=2)
+
+
+def test_synth_written_in_parallel_matches_serial(tmp_path: Path, monkeypatch) -> None:
+    from trainables.data.synth import _common, generate
+
+    def pngs(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.png")}
+
+    kw = {"n_train": 10, "n_val": 2, "size": 32, "overwrite": True}
+    parallel = pngs(generate("micronet", tmp_path / "p", **kw))  # 96 images: forked writers
+    monkeypatch.setattr(_common, "PARALLEL_FROM", 10**9)
+    assert len(parallel) == 96 and pngs(generate("micronet", tmp_path / "s", **kw)) == parallel
