@@ -70,6 +70,7 @@ class SchedulerSettings:
 class Resources:
     cpu: float = 1.0
     gpu: float | Literal["auto"] = 0.0
+    workers_per_trial: int = 1  # data-parallel workers per trial, each with cpu/gpu above
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ def _number(key: str, value: Any, *, low: float) -> float:
 
 
 def _resources(raw: Mapping[str, Any]) -> Resources:
-    _check_keys("resources.", raw, ("cpu", "gpu"))
+    _check_keys("resources.", raw, ("cpu", "gpu", "workers_per_trial"))
     cpu = _number("resources.cpu", raw.get("cpu", 1), low=0.0)
     if cpu <= 0:
         raise UserError(f"resources.cpu must be > 0, but got {cpu}")
@@ -296,7 +297,8 @@ def _resources(raw: Mapping[str, Any]) -> Resources:
     gpu = "auto" if gpu_raw == "auto" else _number("resources.gpu", gpu_raw, low=0.0)
     if gpu != "auto" and gpu > 1 and gpu != int(gpu):
         raise UserError(f"resources.gpu above 1 must be a whole number, but got {gpu}")
-    return Resources(cpu=cpu, gpu=gpu)
+    workers = _int("resources.workers_per_trial", raw.get("workers_per_trial", 1), low=1)
+    return Resources(cpu=cpu, gpu=gpu, workers_per_trial=workers)
 
 
 def _fault(raw: Mapping[str, Any]) -> Fault:
@@ -339,5 +341,11 @@ def _check_trial_keys(exp: Experiment) -> None:
 
 def _check_combination(exp: Experiment) -> None:
     get_searcher(exp.search.algorithm).check(exp)
+    workers = exp.resources.workers_per_trial
+    if workers != 1 and not exp.task.multi_worker:
+        raise UserError(
+            f"task {exp.kind!r} trains each trial in one process: "
+            f"`resources.workers_per_trial` must be 1, but got {workers}"
+        )
     if exp.data is None and exp.task.needs_data:
         raise UserError("`data` is missing; give the dataset block (root, classes)")

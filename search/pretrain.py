@@ -15,20 +15,23 @@ from typing import Any
 
 from core import keys as K
 from core.errors import UserError
+from core.storage import is_uri
 from search.one_trial import one_trial_experiment, run_one_trial
 from trainables.pretraining import PretrainConfig, check_zoo_name_free
 from trainables.zoo import ZooEntry, get_zoo_entry
 
 
 def run_pretrain(
-    data_root: Path,
+    data_root: Path | str,
     config: dict[str, Any],
     *,
     storage: Path | None = None,
     cpus: int | None = None,
 ) -> ZooEntry:
     """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
-    Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None)."""
+    Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None).
+
+    ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI."""
     import os
 
     cfg = PretrainConfig.from_dict(config)  # fail here, in one line, before starting Ray
@@ -41,7 +44,7 @@ def run_pretrain(
     exp = one_trial_experiment(
         "pretraining",
         config,
-        data={"root": str(Path(data_root).resolve())},
+        data=_data_block(str(data_root)),
         run_dir=run_dir,
         cpus=cpus or os.cpu_count() or 1,
     )
@@ -53,3 +56,8 @@ def run_pretrain(
     if not row.get(K.ZOO_ENTRY):
         raise UserError("pretraining ended without exporting an encoder; see the log above")
     return get_zoo_entry(Path(cfg.zoo_dir), row[K.ZOO_ENTRY])
+
+
+def _data_block(data: str) -> dict[str, str]:
+    key = "manifest" if data.lower().endswith((".csv", ".parquet")) else "root"
+    return {key: data if is_uri(data) else str(Path(data).resolve())}

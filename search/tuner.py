@@ -120,7 +120,8 @@ def _trainable(exp: Experiment, data: Any) -> Any:
     # run_dir as a string: trials on other nodes read our record from the same path or URI
     fn = tune.with_parameters(run_trial, data=data, kind=exp.kind, run_dir=str(exp.run_dir))
     fn = ends_quietly(fn)  # a trial ASHA stops ends without abort dumps (search.stopping)
-    return tune.with_resources(fn, _resources(exp))
+    workers = exp.resources.workers_per_trial
+    return exp.task.tuner_trainable(fn, resources=_resources(exp), workers=workers)
 
 
 def _resources(exp: Experiment) -> Any:

@@ -11,7 +11,7 @@ import torch
 from core.errors import DataError, UserError
 from trainables import checkpoint as ckpt
 from trainables.classify import topk_correct
-from trainables.classify_data import load_image_folder
+from trainables.classify_data import load_image_folder, read_rgb
 from trainables.models import create_model, encoder_state_dict
 from trainables.pretraining import PretrainConfig, PretrainTrial, run_pretraining
 from trainables.runtime import Runtime
@@ -38,9 +38,9 @@ def test_image_folder_reads_classes_and_labels(folder: Path) -> None:
     data = load_image_folder(folder)
     assert len(data.classes) == 3
     train = data.splits["train"]
-    assert len(train.images) == 12 and sorted(set(train.labels.tolist())) == [0, 1, 2]
-    assert train.images[0].dtype == np.uint8 and train.images[0].shape[2] == 3
-    assert not train.images[0].flags.writeable
+    assert len(train) == 12 and sorted(set(train.labels.tolist())) == [0, 1, 2]
+    image = read_rgb(train.paths[0])
+    assert image.dtype == np.uint8 and image.shape[2] == 3
 
 
 def test_unreadable_image_is_named(tmp_path: Path, folder: Path) -> None:

@@ -5,6 +5,8 @@ use :func:`trainables.loop.train_one_epoch` like segmentation, with :class:`Clas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -13,7 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from trainables.classify_data import ClassifySplit
+from core.errors import DataError
+from trainables.classify_data import ClassifySplit, ImageProblem, read_rgb
 from trainables.loop import check_finite
 from trainables.models import validate_encoder
 from trainables.runtime import Runtime
@@ -60,13 +63,23 @@ def eval_transform(size: int) -> A.Compose:
 
 
 class ImageDataset(Dataset):
-    """Augmented images of a split; sample ``i`` of an epoch depends only on (seed, i)."""
+    """Augmented images of a split, decoded per sample (in the loader's workers); sample ``i``
+    of an epoch depends only on (seed, i). ``images`` (decoded arrays, in the split's order)
+    skips decoding, for measurements against an in-memory dataset."""
 
-    def __init__(self, split: ClassifySplit, augment: A.Compose, *, seed: int, length: int = 0):
-        self.split, self.augment, self.seed = split, augment, seed
-        self.length = length or len(split.images)
-        order = np.random.default_rng(seed).permutation(max(self.length, len(split.images)))
-        self.order = order % len(split.images)
+    def __init__(
+        self,
+        split: ClassifySplit,
+        augment: A.Compose,
+        *,
+        seed: int,
+        length: int = 0,
+        images: Sequence[np.ndarray] | None = None,
+    ):
+        self.split, self.augment, self.seed, self.images = split, augment, seed, images
+        self.length = length or len(split)
+        order = np.random.default_rng(seed).permutation(max(self.length, len(split)))
+        self.order = order % len(split)
 
     def __len__(self) -> int:
         return self.length
@@ -74,10 +87,17 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         k = int(self.order[index])
         self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
-        image = self.augment(image=self.split.images[k])["image"]
+        image = self.images[k] if self.images is not None else self._decode(k)
+        image = self.augment(image=image)["image"]
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
             self.split.labels[k]
         )
+
+    def _decode(self, k: int) -> np.ndarray:
+        try:
+            return read_rgb(self.split.paths[k])
+        except ImageProblem as err:  # changed since the header check, or damaged after it
+            raise DataError([f"{self.split.paths[k]}: {err}"]) from None
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
@@ -88,7 +108,7 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime) -> tuple[float, float, float]:
-    """(mean loss, top-1, top-5) over a loader."""
+    """(mean loss, top-1, top-5) over a loader (over all ranks' loaders under DDP)."""
     model.eval()
     loss, top1, top5, n = 0.0, 0, 0, 0
     for images, labels in loader:
@@ -99,4 +119,8 @@ def evaluate(model: nn.Module, loader: DataLoader, rt: Runtime) -> tuple[float, 
         top1 += topk_correct(logits, labels, 1)
         top5 += topk_correct(logits, labels, 5)
         n += len(labels)
+    if torch.distributed.is_initialized():  # each rank saw its shard: sum over all of them
+        sums = torch.tensor([loss, top1, top5, n], dtype=torch.float64, device=rt.device)
+        torch.distributed.all_reduce(sums)
+        loss, top1, top5, n = sums.tolist()
     return check_finite("val_loss", loss / n), top1 / n, top5 / n

@@ -1,10 +1,14 @@
 """Encoder pretraining: classification on an image folder, the best encoder exported to the zoo.
 
 The paper's protocol: an smp encoder + global average pooling + a linear head; SGD (momentum
-0.9, weight decay 1e-4) from lr 0.1, decayed by StepLR; early stopping on val top-1 after
-``patience`` epochs without improvement; augmentation by random resized crops, flips,
-rotations, photometric changes and noise. :class:`PretrainTrial` and :func:`run_pretraining`
-are plain torch (no ray); :func:`pretraining_trainable` is the thin Ray Tune adapter.
+0.9, weight decay 1e-4) at lr 0.1 for a global batch of 1024, scaled linearly to the actual
+global batch (:func:`scaled_lr`) after a short linear warm-up, decayed by 10 % every 30 epochs
+(:func:`lr_factor`); early stopping on val top-1 after ``patience`` (30) epochs without
+improvement; augmentation by random resized crops, flips, rotations, photometric changes and
+noise. Images are decoded in DataLoader worker processes from a file index
+(:mod:`trainables.classify_data`). :class:`PretrainTrial` and :func:`run_pretraining` are plain
+torch (no ray; DDP when a process group exists); :func:`pretraining_trainable` is the thin Ray
+Tune adapter.
 
 Example (Ray)::
 
@@ -18,15 +22,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from core import keys as K
 from core.errors import ConfigError, UserError
+from core.storage import Location
 from trainables import checkpoint as ckpt
 from trainables.classify import (
     ClassificationLoss,
@@ -58,24 +64,32 @@ class PretrainConfig(TypedConfig):
     zoo_dir: str = ""
     zoo_name: str = ""
     overwrite: bool = False
-    max_epochs: int = 30
-    patience: int = 5
-    lr: float = 0.1
+    max_epochs: int = 100
+    patience: int = 30  # early stopping: epochs without a better val top-1
+    lr: float = 0.1  # at a global batch of lr_batch; scaled linearly to the actual one
+    lr_batch: int = 1024
+    warmup_epochs: int = 2  # linear warm-up to the scaled lr over the first epochs
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_step: int = 10  # StepLR: multiply the lr by lr_gamma every lr_step epochs
-    lr_gamma: float = 0.1
-    batch_size: int = 32
+    lr_step: int = 30  # the paper's decay: the lr times lr_gamma every lr_step epochs
+    lr_gamma: float = 0.9
+    batch_size: int = 32  # per worker: the global batch is batch_size x workers
     size: int = 64
     samples_per_epoch: int = 0  # 0: one pass over the training images
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: Literal["auto", "true", "false"] = "auto"
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
+    workers: int = 1  # data-parallel Ray Train workers (set from resources.workers_per_trial)
+    worker_cpu: float = 1.0  # each worker's resources (from resources.cpu / resources.gpu)
+    worker_gpu: float = 0.0
+    loader_workers: int = -1  # decoding processes per training worker; -1: its CPUs, at most 4
 
     def validate(self) -> None:
         positive(self, "max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
-        positive(self, "checkpoint_every")
+        positive(self, "checkpoint_every", "lr_batch", "workers", "worker_cpu")
+        if self.warmup_epochs < 0:
+            raise ConfigError("warmup_epochs", f"must be >= 0, but got {self.warmup_epochs}")
         if not 0 <= self.momentum < 1:
             raise ConfigError("momentum", f"must be in [0, 1), but got {self.momentum}")
         if self.weight_decay < 0:
@@ -94,18 +108,35 @@ class PretrainConfig(TypedConfig):
 class PretrainTrial:
     """One pretraining run as explicit state: step an epoch, checkpoint, restore, export."""
 
-    def __init__(self, cfg: PretrainConfig, data: ClassificationData, runtime: Runtime) -> None:
-        self.cfg, self.data, self.rt = cfg, data, runtime
-        torch.manual_seed(cfg.seed)
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        data: ClassificationData,
+        runtime: Runtime,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        cpus: int = 1,
+    ) -> None:
+        self.cfg, self.data, self.rt, self.rank, self.world = cfg, data, runtime, rank, world
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.model = Classifier(cfg.encoder, len(data.classes))
         apply_init(
             self.model, cfg.init, cfg.encoder, zoo_dir=Path(cfg.zoo_dir) if cfg.zoo_dir else None
         )
         self.model = runtime.place(self.model)
+        self.net = self.model if world == 1 else _ddp(self.model, runtime)
+        workers = cfg.loader_workers if cfg.loader_workers >= 0 else min(cpus, 4)
+        self.loader_args = {"batch_size": cfg.batch_size, "num_workers": workers}
+        if workers:  # each worker holds prefetch_factor batches: memory stays bounded
+            self.loader_args.update(prefetch_factor=2, pin_memory=runtime.device.type == "cuda")
         self.opt = torch.optim.SGD(
-            self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            self.model.parameters(),
+            lr=scaled_lr(cfg, workers=world),
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
         )
-        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, cfg.lr_step, gamma=cfg.lr_gamma)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, cfg))
         self.loss_fn = ClassificationLoss()
         self.epoch, self.best_epoch, self.best = 0, 0, (-1.0, 0.0)  # (top1, top5)
         self.wall_s = 0.0
@@ -113,7 +144,7 @@ class PretrainTrial:
         self.last_result: dict[str, Any] | None = None  # set by restore
         self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
         val = ImageDataset(data.splits["val"], eval_transform(cfg.size), seed=0)
-        self.val_loader = DataLoader(val, batch_size=cfg.batch_size)
+        self.val_loader = DataLoader(_shard(val, rank, world, even=False), **self.loader_args)
 
     @property
     def finished(self) -> bool:
@@ -130,9 +161,11 @@ class PretrainTrial:
             seed=seed,
             length=cfg.samples_per_epoch,
         )
-        loader = DataLoader(train, batch_size=cfg.batch_size, drop_last=len(train) > cfg.batch_size)
+        shard = _shard(train, self.rank, self.world, even=True)
+        loader = DataLoader(shard, drop_last=len(shard) > cfg.batch_size, **self.loader_args)
         lr = self.opt.param_groups[0]["lr"]
-        train_loss = train_one_epoch(self.model, loader, self.loss_fn, self.opt, self.rt)
+        train_loss = train_one_epoch(self.net, loader, self.loss_fn, self.opt, self.rt)
+        train_loss = _mean_over_ranks(train_loss, self.world, self.rt.device)
         self.sched.step()
         val_loss, top1, top5 = evaluate(self.model, self.val_loader, self.rt)
         self.epoch += 1
@@ -199,6 +232,45 @@ class PretrainTrial:
         return entry.name
 
 
+def scaled_lr(cfg: PretrainConfig, *, workers: int) -> float:
+    """The linear scaling rule: ``lr`` is the rate at a global batch of ``lr_batch``.
+
+    Example: ``lr 0.1, lr_batch 1024``, 2 workers x batch 64 -> 0.1 * 128 / 1024 = 0.0125.
+    """
+    return cfg.lr * cfg.batch_size * workers / cfg.lr_batch
+
+
+def lr_factor(cfg: PretrainConfig, epoch: int) -> float:
+    """The scaled lr's multiplier in ``epoch`` (0-based): a linear warm-up over
+    ``warmup_epochs`` (1/(w+1), 2/(w+1), ...), then ``lr_gamma`` every ``lr_step`` epochs."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    return cfg.lr_gamma ** (epoch // cfg.lr_step)
+
+
+def _ddp(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
+    """DistributedDataParallel over the process group Ray Train set up (gloo / NCCL)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _shard(dataset: ImageDataset, rank: int, world: int, *, even: bool) -> Subset:
+    """Rank ``rank``'s samples: every ``world``-th; ``even`` drops the remainder so that every
+    rank runs the same number of steps (DDP waits for all ranks at each step)."""
+    end = len(dataset) - len(dataset) % world if even else len(dataset)
+    return Subset(dataset, range(rank, end, world))
+
+
+def _mean_over_ranks(value: float, world: int, device: torch.device) -> float:
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(tensor)
+    return float(tensor) / world
+
+
 def _clone(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
@@ -219,7 +291,7 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
 
     def final(folder: Path) -> dict[str, Any]:
         result = {K.DONE: True, K.BEST_EPOCH: trial.best_epoch, K.BEST_VAL_TOP1: trial.best[0]}
-        if trial.cfg.zoo_name:
+        if trial.cfg.zoo_name and trial.rank == 0:  # one export per trial, from rank 0
             result[K.ZOO_ENTRY] = trial.export()
         return result
 
@@ -240,10 +312,14 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
         runtime = resolve_runtime(
             cfg.precision, cfg.channels_last, use_cuda=use_cuda and torch.cuda.is_available()
         )
-        trial = PretrainTrial(cfg, data, runtime)
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             check_zoo_name_free(cfg)
+        if cfg.workers > 1:
+            from trainables.pretrain_ddp import ddp_trainable
+
+            return ddp_trainable(cfg, config, data)
+        trial = PretrainTrial(cfg, data, runtime, cpus=cpus)
     except UserError as err:
         ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return
@@ -262,30 +338,54 @@ class PretrainingTask(Task):
     epoch_keys = (K.TRAIN_LOSS, K.VAL_LOSS, K.VAL_TOP1, K.VAL_TOP5, K.LR, K.WALL_S)
     final_prefixes = (K.BEST_VAL_TOP1, K.ZOO_ENTRY)
     config_type = PretrainConfig
+    multi_worker = True
 
     def check(self, config: Mapping[str, Any]) -> str | None:
         return None
 
-    def parse_data(self, raw: Any, *, base_dir: Path) -> Path:
-        if not isinstance(raw, Mapping) or set(raw) - {"root"} or "root" not in raw:
+    def parse_data(self, raw: Any, *, base_dir: Path) -> dict[str, str]:
+        """``{root: FOLDER}`` or ``{manifest: FILE}``: a local path (relative to the
+        experiment file) or a URI such as ``s3://bucket/micronet``."""
+        if not isinstance(raw, Mapping) or len(raw) != 1 or set(raw) - {"root", "manifest"}:
             raise UserError(
-                f"`data` for pretraining must be {{root: IMAGE_FOLDER}}, but got {raw!r}"
+                "`data` for pretraining must be {root: IMAGE_FOLDER} or {manifest: "
+                f"PATH_LABEL_CSV_OR_PARQUET}}, but got {raw!r}"
             )
-        root = (base_dir / Path(str(raw["root"])).expanduser()).resolve()
-        if not root.is_dir():
-            raise UserError(f"`data.root`: folder '{root}' not found")
-        return root
+        ((key, value),) = raw.items()
+        loc = Location.parse(str(value))
+        if not loc.is_uri:
+            loc = Location(str((base_dir / Path(loc.text)).resolve()))
+        found = loc.is_dir() if key == "root" else loc.is_file()
+        if not found:
+            what = "folder" if key == "root" else "file"
+            raise UserError(f"`data.{key}`: {what} '{loc}' not found")
+        return {key: str(loc)}
 
-    def load_data(self, spec: Path, *, train: Mapping[str, Any]) -> ClassificationData:
-        from trainables.classify_data import load_image_folder
+    def load_data(self, spec: Mapping[str, str], *, train: Mapping[str, Any]) -> ClassificationData:
+        """The checked file index (headers only): what Ray ships to the trials."""
+        from trainables.classify_data import load_image_folder, load_manifest
 
-        return load_image_folder(spec)
+        if "manifest" in spec:
+            return load_manifest(spec["manifest"])
+        return load_image_folder(spec["root"])
 
     def data_info(self, data: ClassificationData, *, spec: Any = None) -> dict[str, Any]:
         return {"dataset": data.label, "classes": list(data.classes), "test_splits": []}
 
     def trainable(self) -> Callable[..., None]:
         return pretraining_trainable
+
+    def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
+        """Several workers: each trial a Ray Train job (see :mod:`trainables.pretrain_ddp`);
+        the trial itself reserves nothing, its workers reserve ``resources`` each."""
+        if workers == 1:
+            return super().tuner_trainable(function, resources=resources, workers=1)
+        from ray import tune
+
+        from trainables.pretrain_ddp import WithWorkers
+
+        # Ray refuses an empty request: the trial asks for a token of memory only
+        return tune.with_resources(WithWorkers(function, resources, workers), {"memory": 1})
 
 
 TASKS.add(PretrainingTask.name, PretrainingTask())

@@ -46,6 +46,7 @@ class Task(ABC):
     final_prefixes: ClassVar[tuple[str, ...]]  # final-report keys kept in trials.parquet
     config_type: ClassVar[type | None] = None  # a TypedConfig subclass; None: untyped
     needs_data: ClassVar[bool] = True  # an experiment must give a `data:` block
+    multi_worker: ClassVar[bool] = False  # a trial may train on several workers (Ray Train)
     reuse_actors: ClassVar[bool] = False  # Ray may run trial after trial in one worker
 
     # --- the trial config -----------------------------------------------------------------
@@ -87,6 +88,19 @@ class Task(ABC):
     @abstractmethod
     def trainable(self) -> Callable[..., None]:
         """The Ray Tune function trainable ``fn(config, *, data)``."""
+
+    def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
+        """What the Tuner takes as trainable: ``function`` (Tune's function trainable, data
+        bound) with ``resources`` (config -> ``{"cpu", "gpu"}``) per trial. Tasks that train
+        a trial on several workers (``resources.workers_per_trial``) override this."""
+        from ray import tune
+
+        if workers != 1:
+            raise UserError(
+                f"task {self.name!r} trains each trial in one process: "
+                f"`resources.workers_per_trial` must be 1, but got {workers}"
+            )
+        return tune.with_resources(function, resources)
 
     def is_final_key(self, key: str) -> bool:
         return key.startswith(self.final_prefixes) or key in self.final_prefixes

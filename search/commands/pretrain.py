@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--zoo zoo --name r18-micro --epochs 5",
     )
     p.add_argument(
-        "--data", type=Path, required=True, help="image folder ROOT/{train,val}/<class>/"
+        "--data",
+        required=True,
+        help="image folder ROOT/{train,val}/<class>/ or a path,label[,split] manifest "
+        "(.csv/.parquet); a local path or a URI such as s3://bucket/micronet",
     )
     p.add_argument("--encoder", default=_DEFAULTS.encoder, help="smp encoder or tu-<timm name>")
     p.add_argument("--zoo", type=Path, required=True, help="encoder zoo folder (created if absent)")

@@ -37,6 +37,11 @@ def decode(path: Path, *, colour: bool = True) -> tuple[np.ndarray, int]:
         data = path.read_bytes()
     except OSError as err:
         raise ImageProblem(f"cannot read file ({_short(err)})") from None
+    return decode_bytes(data, suffix=path.suffix, colour=colour)
+
+
+def decode_bytes(data: bytes, *, suffix: str, colour: bool = True) -> tuple[np.ndarray, int]:
+    """:func:`decode` of a file's bytes (read from a disk or an object store)."""
     if not data:
         raise ImageProblem("empty file (0 bytes)")
     if data[:4] in TIFF_MAGIC:
@@ -47,7 +52,7 @@ def decode(path: Path, *, colour: bool = True) -> tuple[np.ndarray, int]:
         if not isinstance(err, UnidentifiedImageError):
             raise ImageProblem(f"unreadable or truncated image ({_short(err)})") from None
         raise ImageProblem(
-            f"not an image: the content is no known image format (extension {path.suffix})"
+            f"not an image: the content is no known image format (extension {suffix})"
         ) from None
     try:
         img.load()

@@ -1,0 +1,80 @@
+"""A pretraining sweep whose trials are 2-worker Ray Train jobs, exported to the zoo and used
+by a segmentation trial as ``zoo:NAME``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from search.experiment import parse_experiment
+from trainables.models import create_model, encoder_state_dict
+from trainables.zoo import load_zoo_weights
+
+TINY = "tu-test_resnet"
+TRAIN_IMAGES = 5000  # the issue's size; 32 px PNGs, of which 64 are drawn per epoch
+
+
+def _folder(root: Path) -> Path:
+    from tests.test_pretrain_data import _folder as tiny_folder
+
+    return tiny_folder(root, per_class=TRAIN_IMAGES // 2)
+
+
+@pytest.mark.slow
+def test_ddp_pretraining_sweep_exports_an_encoder_segmentation_uses(tmp_path: Path) -> None:
+    from search.launch import run_sweep  # starts its own local Ray unless one runs in-process
+
+    data, zoo = _folder(tmp_path / "micro"), tmp_path / "zoo"
+    exp = parse_experiment(
+        {
+            "name": "ddp",
+            "kind": "pretraining",
+            "data": {"root": str(data)},
+            "space": {"zoo_name": ["tiny-a", "tiny-b"]},
+            "train": {
+                "encoder": TINY,
+                "size": 32,
+                "batch_size": 8,
+                "samples_per_epoch": 64,
+                "zoo_dir": str(zoo),
+                "precision": "fp32",
+                "loader_workers": 0,
+            },
+            "scheduler": {"name": "asha", "max_epochs": 2, "grace_epochs": 1},
+            "resources": {"cpu": 1, "workers_per_trial": 2},
+            "storage": str(tmp_path / "runs"),
+        },
+        base_dir=tmp_path,
+    )
+    result = run_sweep(exp)
+    rows = {r["zoo_entry"]: r for r in result.trials if r.get("zoo_entry")}
+    assert rows, result.trials
+    name = next(iter(rows))
+    entry, exported = load_zoo_weights(zoo, name)
+    assert entry.encoder == TINY and entry.dataset == "micro"
+    model = create_model(decoder="Unet", encoder=TINY, num_classes=2, init=f"zoo:{name}",
+                         zoo_dir=zoo)  # fmt: skip
+    loaded = encoder_state_dict(model)
+    assert all(torch.equal(loaded[k], exported[k]) for k in exported)
+    _segmentation_uses(tmp_path, zoo, name)
+
+
+def _segmentation_uses(tmp_path: Path, zoo: Path, name: str) -> None:
+    """A segmentation trial through the launcher starts from ``zoo:NAME``."""
+    from search.one_trial import one_trial_experiment, run_one_trial
+    from trainables.data.synth import generate
+
+    seg = generate("superalloy", tmp_path / "seg", n_train=2, n_val=1, n_test=1, size=64)
+    config = {"encoder": TINY, "init": f"zoo:{name}", "zoo_dir": str(zoo), "max_epochs": 1,
+              "samples_per_epoch": 4, "crop": 64, "batch_size": 2, "precision": "fp32"}  # fmt: skip
+    exp = one_trial_experiment(
+        "segmentation",
+        config,
+        data={"root": str(seg), "classes": "superalloy"},
+        run_dir=tmp_path / "seg-runs" / "train",
+        cpus=1,
+    )
+    row = run_one_trial(exp)
+    assert row["init"] == f"zoo:{name}" and row["status"] == "completed", row
