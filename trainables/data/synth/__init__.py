@@ -66,7 +66,7 @@ def _settings(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"`seed` must be an integer >= 0, but got {seed!r}")
     n_train, n_val, n_test = counts
-    if kind == "micronet":
+    if kind not in SEGMENTATION:  # micronet: an image folder for pretraining
         return _micronet_settings(seed, n_train, n_val, n_test, size, different_test, n_classes)
     if n_classes is not None:
         raise UserError(f"`n_classes` applies to micronet only, not to {kind!r}")
