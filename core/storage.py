@@ -197,10 +197,10 @@ class Location:
         """Remove this file, or this folder with everything in it; nothing here is no error."""
         fs, path = self.resolve()
         with self._errors("delete"):
-            kind = fs.get_file_info(path).type
-            if kind == pafs.FileType.Directory:
+            found = fs.get_file_info(path).type
+            if found == pafs.FileType.Directory:
                 fs.delete_dir(path)
-            elif kind != pafs.FileType.NotFound:
+            elif found != pafs.FileType.NotFound:
                 fs.delete_file(path)
 
     def make_dir(self) -> None:

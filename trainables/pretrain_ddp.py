@@ -102,10 +102,10 @@ def _forward_reports(queue: Any, runner: threading.Thread) -> None:
     final = None
     while runner.is_alive() or not queue.empty():
         try:
-            kind, payload = queue.get(timeout=POLL_S)
+            message, payload = queue.get(timeout=POLL_S)
         except Empty:
             continue
-        if kind == "placement_group":  # removed if Tune stops the trial early (ASHA)
+        if message == "placement_group":  # removed if Tune stops the trial early (ASHA)
             atexit.register(_remove_placement_group, payload)
             continue
         metrics, checkpoint = payload

@@ -56,7 +56,7 @@ class Layout:
     @property
     def is_flat(self) -> bool:
         """images/ + masks/ without splits of their own (a split file assigns them)."""
-        return self.kind == FLAT
+        return self.kind in (FLAT,)  # a layout form, not a task kind
 
     root: Path
     label: str
