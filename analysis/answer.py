@@ -16,8 +16,9 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analysis.load import Results, RunInfo
-from analysis.recommend import ci_text, read_recommendation
+from analysis.recommend import read_recommendation
 from analysis.render import Block, Heading, Para, Table
+from analysis.verdict import ci_text
 
 PREDICT = "microsweep predict {run}/model IMAGES --out pred"
 

@@ -29,20 +29,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from analysis import results as R
 from analysis.stats import bootstrap_ci
+from analysis.verdict import Evidence, judge
 from core import storage
 from core.errors import ReportError
 
 SCHEMA = 1
 LEVEL = 0.95
 ENDED = (R.COMPLETED, R.STOPPED)  # search trials whose best val IoU counts for candidates
-Evidence = Literal["strong", "weak"]
 
 
 @dataclass(frozen=True)
@@ -337,71 +336,6 @@ def rank(
     total["trial_epochs"] = sum(total["trial_epochs"].values())
     total["trials"] = len(trials)
     return Recommendation(tuple(ranked), winner, evidence, verdict, n_boot, seed, total)
-
-
-# --- the verdict ----------------------------------------------------------------------------
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}" if math.isfinite(value) else "n/a"
-
-
-def ci_text(ci: Sequence[float | None]) -> str:
-    """``[81.2, 84.0] %`` from a CI in fractions (``n/a`` when undefined)."""
-    lo, hi = (math.nan if v is None else float(v) for v in ci)
-    return f"[{_pct(lo)}, {_pct(hi)}] %" if math.isfinite(lo) and math.isfinite(hi) else "n/a"
-
-
-def _cheaper(a: Ranked, b: Ranked) -> tuple[Ranked, str]:
-    """The cheaper of two candidates (``a`` on a tie) and why, in words."""
-    if a.parameters and b.parameters:
-        pick = b if b.parameters < a.parameters else a
-        return pick, f"{a.parameters / 1e6:.1f} M vs {b.parameters / 1e6:.1f} M parameters"
-    if math.isfinite(a.epoch_s) and math.isfinite(b.epoch_s):
-        pick = b if b.epoch_s < a.epoch_s else a
-        return pick, f"{a.epoch_s:.1f} s vs {b.epoch_s:.1f} s per trial-epoch"
-    return a, "no cost measured, so the higher mean val IoU"
-
-
-def judge(ranked: Sequence[Ranked]) -> tuple[int, Evidence, str]:
-    """The winner's index, the evidence and the verdict text for ranked candidates."""
-    top = ranked[0]
-    if len(ranked) == 1:
-        return (
-            0,
-            "weak",
-            (
-                f"Only one configuration was confirmed ({top.label}): nothing to compare it with; "
-                "confirm more candidates (--top) for a ranking."
-            ),
-        )
-    second = ranked[1]
-    lo, hi = top.ci95[0], second.ci95[1]
-    if math.isfinite(lo) and math.isfinite(hi) and lo > hi:
-        return (
-            0,
-            "strong",
-            (
-                f"{top.label} is the best configuration: the 95 % CI of its test-IoU mean "
-                f"{ci_text(top.ci95)} lies above the runner-up's ({second.label}, "
-                f"{ci_text(second.ci95)}); P(best) = {top.p_best:.2f}."
-            ),
-        )
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        reason = "fewer than 2 confirm trials with a test IoU"
-    elif second.ci95[0] > top.ci95[1]:
-        reason = "the runner-up has the higher test IoU although it has the lower val IoU"
-    else:
-        reason = (
-            f"the 95 % CIs of their test-IoU means overlap: {ci_text(top.ci95)} and "
-            f"{ci_text(second.ci95)}"
-        )
-    pick, cost = _cheaper(top, second)
-    n = min(len(top.trials), len(second.trials))
-    verdict = (
-        f"The evidence is weak: {top.label} and {second.label} cannot be told apart "
-        f"({reason}; {n} confirm seed(s) each). Use the cheaper one, {pick.label} ({cost}); "
-        "more seeds (--seeds) would sharpen the answer."
-    )
-    return ranked.index(pick), "weak", verdict
 
 
 # --- recommendation.json --------------------------------------------------------------------

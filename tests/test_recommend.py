@@ -14,13 +14,13 @@ from analysis import results as R
 from analysis.answer import config_text
 from analysis.recommend import (
     candidates,
-    ci_text,
     p_best,
     rank,
     read_recommendation,
     write_recommendation,
 )
 from analysis.synthetic import make_fake_run
+from analysis.verdict import ci_text
 from core.errors import ReportError
 
 FACTORS = ["init", "decoder", "encoder"]
