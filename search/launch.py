@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,10 +107,12 @@ def run_sweep(
     progress: Progress | None = None,
     printer: Printer = stderr_line,
     require_trained: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> SweepResult:
     """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
 
-    ``progress(done, total)`` follows the task's batch checks while planning. Raises
+    ``progress(done, total)`` follows the task's batch checks while planning; ``callbacks``
+    are extra Ray Tune callbacks (tests inject faults with them). Raises
     :class:`NothingTrained` (after the results are written) when ``require_trained`` and no
     trial trained.
     """
@@ -123,13 +125,13 @@ def run_sweep(
         if not plan.trials:
             reasons = "; ".join(f"{n}x {r}" for r, n in plan.reasons[:3]) or "no trials planned"
             raise UserError(f"experiment '{exp.name}': nothing to train: {reasons}")
-        run_dir.make_dir()  # a bucket typo or missing credentials: one line, before any work
+        run_dir.check_writable()  # a bucket typo, a read-only mount: one line, before work
         data = load_data(exp)
         if data is not None:
             exp.task.prepare_run(data, run_dir)
         start_ray(address)
-        callback = TrialProgress(exp.task, plan, printer=printer)
-        tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=[callback])
+        callbacks = [TrialProgress(exp.task, plan, printer=printer), *callbacks]
+        tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=callbacks)
         tuner.fit()
         result = summarise(run_dir, plan)
     if require_trained and not any(result.counts.get(s) for s in TRAINED):

@@ -127,7 +127,7 @@ class ResultsWriter(tune.Callback):
         if name in self._finished_before:  # its end was recorded; a failed restore changes nothing
             return
         row = self._finished_row(trial, R.ERRORED)
-        row[R.ERROR] = _error_line(trial)
+        row[R.ERROR] = error_line(trial)
         self._trials[name] = row
         self._flush(retry_later=True)
 
@@ -273,7 +273,7 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
-def _error_line(trial: Any) -> str:
+def error_line(trial: Any) -> str:
     """The exception's last line, from Ray's plain-text ``error.txt`` (never its pickle)."""
     text = str(getattr(trial, "error_msg", "") or "")
     error_file = getattr(trial, "error_file", None)

@@ -13,6 +13,7 @@ from search.experiment import Experiment, base_config
 from search.plan import Plan
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
+from search.storage_guard import StorageGuard
 from search.strategies import get_scheduler, get_searcher
 from search.tune_space import to_tune
 
@@ -77,7 +78,7 @@ def run_config(
             checkpoint_score_attribute=exp.task.metric,
             checkpoint_score_order=exp.task.mode,
         ),
-        callbacks=[writer, *callbacks],
+        callbacks=[StorageGuard(str(exp.run_dir)), writer, *callbacks],  # guard first
         verbose=1 if plan.trials > 1 else 0,
     )
 

@@ -1,0 +1,105 @@
+"""Stop a sweep, resumably and in one line, when its storage fails: a full local disk, an
+object store that cannot be reached.
+
+Left alone, both make Ray fail each trial's checkpoint upload (``No space left on device``,
+``AWS Error NETWORK_CONNECTION``), retry it ``fault.max_failures`` times and mark it errored —
+for good: our record would keep it as ``error`` — while Ray's state snapshots and our result
+files stop being written. :class:`StorageGuard` ends the sweep the way a killed driver does
+(Ray's state and every complete checkpoint stay; ``--resume`` continues each unfinished trial
+from its newest complete checkpoint), with one line naming the storage and what to do. On a
+local disk it does so *before* the disk is full: when the free space falls below what the next
+checkpoints need. It must come before the results writer among Ray's callbacks, so that a trial
+failed by storage is never recorded as errored. See docs/faults.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from core.errors import StorageError
+from core.storage import Location
+from search.results_writer import error_line
+
+RESERVE = 4 << 20  # bytes kept free besides checkpoints: Ray's state, our Parquet files
+NO_SPACE = "No space left on device"  # strerror(ENOSPC), in a trial's error
+# pyarrow's S3 errors when the endpoint does not answer (as a trial's error.txt ends)
+UNREACHABLE = ("AWS Error NETWORK_CONNECTION", "curlCode: 7", "Couldn't connect to server")
+
+
+class StorageFailed(StorageError):
+    """The run folder's storage failed the sweep; it can be resumed once it is back."""
+
+
+class StorageGuard(tune.Callback):
+    """Raises :class:`StorageFailed` (ending ``Tuner.fit``) when a trial failed because the
+    storage is full or unreachable, or, on a local disk, when the free space under ``run_dir``
+    falls below what the running trials' next checkpoints need (the largest checkpoint seen so
+    far, per running trial and one more) plus :data:`RESERVE`."""
+
+    def __init__(self, run_dir: str, *, reserve: int = RESERVE) -> None:
+        self.run_dir, self.reserve = str(run_dir), reserve
+        self.largest = 0
+
+    @property
+    def watched(self) -> bool:
+        return not Location.parse(self.run_dir).is_uri
+
+    def setup(self, **info: Any) -> None:
+        self.largest = 0
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info):
+        path = getattr(checkpoint, "path", None)
+        if self.watched and path and os.path.isdir(path):
+            self.largest = max(self.largest, _size(Path(path)))
+        self._check(trials)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        self._check(trials)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = error_line(trial)
+        if NO_SPACE in error and self.watched:
+            raise StorageFailed(self._line(self._free(), self._needed(trials)))
+        if any(s in error for s in UNREACHABLE):
+            raise StorageFailed(
+                f"storage '{self.run_dir}' is unreachable ({error}); the sweep stopped with "
+                "every complete checkpoint kept: run the same command with --resume once it "
+                "answers again"
+            )
+
+    def _check(self, trials: list) -> None:
+        if not self.watched:
+            return
+        free, needed = self._free(), self._needed(trials)
+        if free < needed:
+            raise StorageFailed(self._line(free, needed))
+
+    def _needed(self, trials: list) -> int:
+        running = sum(1 for t in trials if getattr(t, "status", None) == "RUNNING")
+        return self.largest * (running + 1) + self.reserve
+
+    def _free(self) -> int:
+        folder = Path(self.run_dir)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free
+
+    def _line(self, free: int, needed: int) -> str:
+        return (
+            f"storage '{self.run_dir}': disk almost full ({_mb(free)} free, the next "
+            f"checkpoints need {_mb(needed)}); the sweep stopped with every complete "
+            "checkpoint kept: free space there, then run the same command with --resume"
+        )
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MB"
