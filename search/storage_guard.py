@@ -1,15 +1,16 @@
 """Stop a sweep, resumably and in one line, when its storage fails: a full local disk, an
 object store that cannot be reached.
 
-Left alone, both make Ray fail each trial's checkpoint upload (``No space left on device``,
-``AWS Error NETWORK_CONNECTION``), retry it ``fault.max_failures`` times and mark it errored —
-for good: our record would keep it as ``error`` — while Ray's state snapshots and our result
-files stop being written. :class:`StorageGuard` ends the sweep the way a killed driver does
-(Ray's state and every complete checkpoint stay; ``--resume`` continues each unfinished trial
-from its newest complete checkpoint), with one line naming the storage and what to do. On a
-local disk it does so *before* the disk is full: when the free space falls below what the next
-checkpoints need. It must come before the results writer among Ray's callbacks, so that a trial
-failed by storage is never recorded as errored. See docs/faults.md.
+Left alone, both make Ray fail a trial's checkpoint upload (``No space left on device``,
+``AWS Error NETWORK_CONNECTION``) and retry it ``fault.max_failures`` times, each retry
+restoring from storage that may still be down, until it is errored for good (our record keeps
+it as ``error``), while Ray's state snapshots and our result files stop being written.
+:class:`StorageGuard` ends the sweep the way a killed driver does (Ray's state and every
+complete checkpoint stay; ``--resume`` continues each unfinished trial from its newest complete
+checkpoint), with one line naming the storage and what to do. On a local disk it does so
+*before* the disk is full: when the free space falls below what the next checkpoints need. It
+comes before the results writer among Ray's callbacks, so that a trial failed by storage is
+never recorded as errored. See docs/faults.md.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ class StorageFailed(StorageError):
 
 
 class StorageGuard(tune.Callback):
-    """Raises :class:`StorageFailed` (ending ``Tuner.fit``) when a trial failed because the
-    storage is full or unreachable, or, on a local disk, when the free space under ``run_dir``
-    falls below what the running trials' next checkpoints need (the largest checkpoint seen so
-    far, per running trial and one more) plus :data:`RESERVE`."""
+    """Raises :class:`StorageFailed` (ending ``Tuner.fit``) at the first trial failure caused
+    by a full or unreachable storage (before Ray retries it), or, on a local disk, when the free
+    space under ``run_dir`` falls below what the running trials' next checkpoints need (the
+    largest checkpoint seen so far, per running trial and one more) plus :data:`RESERVE`."""
 
     def __init__(self, run_dir: str, *, reserve: int = RESERVE) -> None:
         self.run_dir, self.reserve = str(run_dir), reserve
@@ -61,7 +62,15 @@ class StorageGuard(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         self._check(trials)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # before Ray's retry: a retry while the storage is down may restore a checkpoint
+        # that reads as empty and fail for good (seen with S3 down for 30 s)
+        self._failed_by_storage(trials, trial)
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._failed_by_storage(trials, trial)
+
+    def _failed_by_storage(self, trials: list, trial: Any) -> None:
         error = error_line(trial)
         if NO_SPACE in error and self.watched:
             raise StorageFailed(self._line(self._free(), self._needed(trials)))

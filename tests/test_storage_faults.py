@@ -123,3 +123,105 @@ def test_a_full_disk_stops_in_one_line_and_resume_completes(tmpfs, tmp_path):
     assert sorted(epochs) == sorted((t[R.TRIAL], n) for t in trials for n in range(1, 5))
     starts = [a[0]["restored"] for runs in attempts(tmp_path, "full").values() for a in runs[1:]]
     assert starts and max(starts) > 0  # continued from checkpoints, not from scratch
+
+
+OUTAGE_S = 30  # how long the object store is down (issue 13)
+
+
+class S3Server:
+    """A moto S3 server on a fixed localhost port that can be stopped and started again with
+    its buckets (moto keeps them in this process), and the AWS_* variables to reach it."""
+
+    def __init__(self, tmp: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.env = {
+            **os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": str(tmp / "aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "aws-credentials"),
+        }  # fmt: skip
+        self.env.pop("AWS_PROFILE", None)
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    pytest.importorskip("moto.server", reason="moto[server] is a dev dependency")
+    import logging
+
+    import pyarrow.fs as pafs
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = S3Server(tmp_path)
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, server.env[key])
+    server.start()
+    pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{server.port}", scheme="http",
+                      allow_bucket_creation=True).create_dir("outage")  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_an_object_store_outage_stops_in_one_line_and_resume_completes(s3, tmp_path):
+    """S3 down for OUTAGE_S mid-sweep, with no retries left (``fault.max_failures: 0``): the
+    first trial failed by it ends the sweep in one line; ``--resume`` completes it."""
+    import time
+
+    path = write_experiment(tmp_path, "s3://outage/runs")
+    raw = yaml.safe_load(path.read_text())
+    raw.update(fault={"max_failures": 0}, scheduler={"name": "fifo", "max_epochs": 6})
+    raw["space"]["decoder"] = ["Unet", "FPN"]
+    raw.update(repeats=1)
+    path.write_text(yaml.safe_dump(raw))
+    run = Location.parse("s3://outage/runs/full")
+    env = {**s3.env, "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search", "sweep", str(path)], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and time.monotonic() < deadline:
+        if any((t / "checkpoint_000001").is_dir() for t in run.glob("*_0000*")):
+            break
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before the outage"
+    s3.stop()
+    down = time.monotonic()
+    out, err = driver.communicate(timeout=300)
+    stopped_after = time.monotonic() - down
+    time.sleep(max(0.0, OUTAGE_S - stopped_after))
+    s3.start()
+
+    assert driver.returncode == 2, (out + err)[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("microsweep: error:")]
+    assert len(lines) == 1 and "s3://outage/runs/full' is unreachable" in lines[0], err[-3000:]
+    assert "--resume" in lines[0]
+    resumed = subprocess.run(
+        [sys.executable, "-m", "search", "sweep", str(path), "--resume"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=400, start_new_session=True,
+    )  # fmt: skip
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    trials = (run / R.TRIALS_FILE).read_table().to_pylist()
+    assert {(t["decoder"], t[R.STATUS], t[R.EPOCHS]) for t in trials} == {
+        ("Unet", R.COMPLETED, 6), ("FPN", R.COMPLETED, 6)
+    }  # fmt: skip
+    epochs = [(e[R.TRIAL], e[R.EPOCH]) for e in (run / R.EPOCHS_FILE).read_table().to_pylist()]
+    assert sorted(epochs) == sorted((t[R.TRIAL], n) for t in trials for n in range(1, 7))
+    starts = [a[0]["restored"] for runs in attempts(tmp_path, "full").values() for a in runs[1:]]
+    assert starts and max(starts) > 0, starts  # continued from checkpoints
+    print(f"stopped {stopped_after:.0f} s into the outage")
