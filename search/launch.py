@@ -34,6 +34,7 @@ from search.plan import Plan, make_plan
 from search.progress import Printer, TrialProgress, stderr_line
 from search.repair import repair_snapshot
 from search.resume import TUNER_FILE, check_resumable
+from search.storage_guard import storage_failures
 from search.tuner import new_tuner, restore_tuner
 from trainables.task import Progress
 
@@ -132,7 +133,8 @@ def run_sweep(
         start_ray(address)
         callbacks = [TrialProgress(exp.task, plan, printer=printer), *callbacks]
         tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=callbacks)
-        tuner.fit()
+        with storage_failures():  # a full or unreachable storage: one line (docs/faults.md)
+            tuner.fit()
         result = summarise(run_dir, plan)
     if require_trained and not any(result.counts.get(s) for s in TRAINED):
         raise NothingTrained(nothing_trained_line(result))

@@ -15,8 +15,12 @@ never recorded as errored. See docs/faults.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +36,38 @@ NO_SPACE = "No space left on device"  # strerror(ENOSPC), in a trial's error
 UNREACHABLE = ("AWS Error NETWORK_CONNECTION", "curlCode: 7", "Couldn't connect to server")
 
 
+_failures: list[str] = []  # lines of guards that stopped a sweep in this (the driver's) process
+
+
 class StorageFailed(StorageError):
     """The run folder's storage failed the sweep; it can be resumed once it is back."""
 
 
+@contextlib.contextmanager
+def storage_failures() -> Iterator[None]:
+    """Around ``Tuner.fit``: raises the :class:`StorageFailed` of a guard that stopped the sweep,
+    once ``fit`` returned or raised (whatever Ray wrapped the guard's exception in)."""
+    del _failures[:]
+    try:
+        yield
+    except Exception:
+        if _failures:
+            raise StorageFailed(_failures[0]) from None
+        raise
+    if _failures:
+        raise StorageFailed(_failures[0])
+
+
 class StorageGuard(tune.Callback):
-    """Raises :class:`StorageFailed` (ending ``Tuner.fit``) at the first trial failure caused
-    by a full or unreachable storage (before Ray retries it), or, on a local disk, when the free
-    space under ``run_dir`` falls below what the running trials' next checkpoints need (the
-    largest checkpoint seen so far, per running trial and one more) plus :data:`RESERVE`."""
+    """Stops the sweep at the first trial failure caused by a full or unreachable storage
+    (before Ray retries it), or, on a local disk, when the free space under ``run_dir`` falls
+    below what the running trials' next checkpoints need (the largest checkpoint seen so far,
+    per running trial and one more) plus :data:`RESERVE`.
+
+    It stops as Ctrl+C does (``SIGUSR1``, which Tune handles in the driver: the loop ends and
+    Ray's state is saved with every checkpoint known, so ``--resume`` continues each trial
+    from its newest one); :func:`storage_failures` then raises the one line. A trial that
+    failed for good is stopped on at once, by raising, so that it is never recorded."""
 
     def __init__(self, run_dir: str, *, reserve: int = RESERVE) -> None:
         self.run_dir, self.reserve = str(run_dir), reserve
@@ -63,22 +90,23 @@ class StorageGuard(tune.Callback):
         self._check(trials)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        # before Ray's retry: a retry while the storage is down may restore a checkpoint
+        # before Ray's retry runs: a retry while the storage is down may restore a checkpoint
         # that reads as empty and fail for good (seen with S3 down for 30 s)
-        self._failed_by_storage(trials, trial)
+        self._failed_by_storage(trials, trial, now=False)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._failed_by_storage(trials, trial)
+        self._failed_by_storage(trials, trial, now=True)  # before the writer records it
 
-    def _failed_by_storage(self, trials: list, trial: Any) -> None:
+    def _failed_by_storage(self, trials: list, trial: Any, *, now: bool) -> None:
         error = error_line(trial)
         if NO_SPACE in error and self.watched:
-            raise StorageFailed(self._line(self._free(), self._needed(trials)))
-        if any(s in error for s in UNREACHABLE):
-            raise StorageFailed(
+            _stop(self._line(self._free(), self._needed(trials)), now=now)
+        elif any(s in error for s in UNREACHABLE):
+            _stop(
                 f"storage '{self.run_dir}' is unreachable ({error}); the sweep stopped with "
                 "every complete checkpoint kept: run the same command with --resume once it "
-                "answers again"
+                "answers again",
+                now=now,
             )
 
     def _check(self, trials: list) -> None:
@@ -86,7 +114,7 @@ class StorageGuard(tune.Callback):
             return
         free, needed = self._free(), self._needed(trials)
         if free < needed:
-            raise StorageFailed(self._line(free, needed))
+            _stop(self._line(free, needed))
 
     def _needed(self, trials: list) -> int:
         running = sum(1 for t in trials if getattr(t, "status", None) == "RUNNING")
@@ -104,6 +132,26 @@ class StorageGuard(tune.Callback):
             f"checkpoints need {_mb(needed)}); the sweep stopped with every complete "
             "checkpoint kept: free space there, then run the same command with --resume"
         )
+
+
+def _stop(line: str, *, now: bool = False) -> None:
+    """End the sweep: gracefully (Tune's ``SIGUSR1``) where Tune listens for it, else by
+    raising (``now``, or not in the driver's main thread)."""
+    first = not _failures
+    if first:
+        _failures.append(line)
+    if now or not _interrupt(first):
+        raise StorageFailed(line)
+
+
+def _interrupt(first: bool) -> bool:
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+        return False  # not inside Tune's loop
+    if first:
+        os.kill(os.getpid(), signal.SIGUSR1)
+    return True
 
 
 def _size(folder: Path) -> int:

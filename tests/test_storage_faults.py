@@ -178,13 +178,13 @@ def s3(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_an_object_store_outage_stops_in_one_line_and_resume_completes(s3, tmp_path):
-    """S3 down for OUTAGE_S mid-sweep, with no retries left (``fault.max_failures: 0``): the
-    first trial failed by it ends the sweep in one line; ``--resume`` completes it."""
+    """S3 down for OUTAGE_S mid-sweep: the first trial failed by it ends the sweep in one line
+    (before Ray retries it); ``--resume`` completes it."""
     import time
 
     path = write_experiment(tmp_path, "s3://outage/runs")
     raw = yaml.safe_load(path.read_text())
-    raw.update(fault={"max_failures": 0}, scheduler={"name": "fifo", "max_epochs": 6})
+    raw.update(scheduler={"name": "fifo", "max_epochs": 6})
     raw["space"]["decoder"] = ["Unet", "FPN"]
     raw.update(repeats=1)
     path.write_text(yaml.safe_dump(raw))
