@@ -80,16 +80,21 @@ def _report(
 
 class NodeKiller(tune.Callback):
     """Removes the node of the trial that sent the ``kill_at``-th result (counted over all
-    trials) ungracefully, then adds a replacement with the same CPUs. Writes ``kills.json``."""
+    trials, or over those of ``epoch`` only) ungracefully, then adds a replacement with the
+    same CPUs. Writes ``kills.json``."""
 
-    def __init__(self, cluster: Any, kill_at: list[int], log: Path, *, cpus: int = 1) -> None:
-        self.cluster, self.kill_at, self.log, self.cpus = cluster, sorted(kill_at), log, cpus
+    def __init__(
+        self, cluster: Any, kill_at: list[int], log: Path, *, epoch: int | None = None
+    ) -> None:
+        self.cluster, self.kill_at, self.log, self.epoch = cluster, sorted(kill_at), log, epoch
         self.results, self.kills = 0, []
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into tuner.pkl
         return {k: v for k, v in self.__dict__.items() if k != "cluster"}
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if self.epoch is not None and result.get("epoch") != self.epoch:
+            return
         self.results += 1
         if not self.kill_at or self.results < self.kill_at[0] or "node_id" not in result:
             return
@@ -98,7 +103,7 @@ class NodeKiller(tune.Callback):
         if not nodes:
             return
         self.cluster.remove_node(nodes[0], allow_graceful=False)
-        self.cluster.add_node(num_cpus=self.cpus)
+        self.cluster.add_node(num_cpus=1)
         self.kills.append({"trial": trial.trial_id, "epoch": result.get("epoch"),
                            "result": self.results, "t": time.time()})  # fmt: skip
         self.log.write_text(json.dumps(self.kills))
@@ -141,14 +146,14 @@ def run_scenario(scenario: str, tmp: Path, seed: int = 0) -> None:
         cluster.add_node(num_cpus=1)
     start_ray(cluster.address)
     try:
-        if scenario == "fifo":  # the 3rd epoch (not checkpointed) of the first trial there
+        if scenario == "fifo":  # at the first 3rd epoch (not checkpointed; the 2nd was)
             exp = experiment(tmp, "fifo", {"name": "fifo", "max_epochs": 5}, ["Unet", "FPN"], 2)
-            at = [5]
+            at, epoch = [1], 3
         else:  # ASHA, 2 kills at seeded result counts among the sweep's ~15 results
             asha = {"name": "asha", "max_epochs": 4, "grace_epochs": 1, "reduction_factor": 2}
             exp = experiment(tmp, "asha", asha, ["Unet", "FPN", "Linknet"], 2)
-            at = kill_schedule(seed, kills=2, low=3, high=11)
-        killer = NodeKiller(cluster, at, tmp / f"kills-{scenario}.json")
+            at, epoch = kill_schedule(seed, kills=2, low=3, high=11), None
+        killer = NodeKiller(cluster, at, tmp / f"kills-{scenario}.json", epoch=epoch)
         run_sweep(exp, callbacks=[killer])
     finally:
         ray.shutdown()
