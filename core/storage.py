@@ -210,6 +210,17 @@ class Location:
         with self._errors("create the folder"):
             fs.create_dir(path, recursive=True)
 
+    def check_writable(self) -> None:
+        """Create this folder and prove that files can be written in it (a probe file written,
+        then deleted): a read-only mount or bucket fails here, in one line, not mid-sweep."""
+        self.make_dir()
+        fs, path = self.resolve()
+        probe = f"{path}/.microsweep-probe-{os.getpid()}"
+        with self._errors("write in the folder"):
+            with fs.open_output_stream(probe):
+                pass
+            fs.delete_file(probe)
+
     def write_bytes(self, data: bytes) -> None:
         """Replace this file atomically (see the module docstring for how, per filesystem)."""
         fs, path = self.resolve()

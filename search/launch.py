@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from search.plan import Plan, make_plan
 from search.progress import Printer, TrialProgress, stderr_line
 from search.repair import repair_snapshot
 from search.resume import TUNER_FILE, check_resumable
+from search.storage_guard import storage_failures
 from search.tuner import new_tuner, restore_tuner
 from trainables.task import Progress
 
@@ -112,24 +113,18 @@ def run_sweep(
     printer: Printer = stderr_line,
     require_trained: bool = True,
     verbose: bool = False,
+    callbacks: Sequence[Any] = (),
 ) -> SweepResult:
-    """Plan, check the data, launch (or resume) the Tuner, and summarise our results files.
+    """Check everything, launch (or resume) the Tuner, and summarise our results files.
 
     ``progress(done, total)`` follows the task's batch checks while planning; Ray's own
-    output goes to ``RUN/logs/`` unless ``verbose`` (search.console). Raises
-    :class:`NothingTrained` (after the results are written) when ``require_trained`` and no
-    trial trained.
+    output goes to ``RUN/logs/`` unless ``verbose`` (search.console); ``callbacks`` are extra
+    Ray Tune callbacks (tests inject faults with them). Raises :class:`NothingTrained` (after
+    the results are written) when ``require_trained`` and no trial trained.
     """
-    exp = experiment
-    run_dir = exp.run_dir
+    exp, run_dir = experiment, experiment.run_dir
     with _storage_errors_are_user_errors():
-        _check_run_folder(exp.ray_dir, resume=resume, printer=printer)
-        exp.task.trainable()  # a custom trainable that cannot be imported: one line, here
-        plan = make_plan(exp, progress=progress)  # every trial config checked: no Ray yet
-        if not plan.trials:
-            reasons = "; ".join(f"{n}x {r}" for r, n in plan.reasons[:3]) or "no trials planned"
-            raise UserError(f"experiment '{exp.name}': nothing to train: {reasons}")
-        run_dir.make_dir()  # a bucket typo or missing credentials: one line, before any work
+        plan = _checked_plan(exp, resume=resume, progress=progress, printer=printer)
         if exp.stage == R.SEARCH:
             save_experiment(exp)
         data = load_data(exp)
@@ -137,14 +132,28 @@ def run_sweep(
             exp.task.prepare_run(data, run_dir)
         with ray_output(run_dir, verbose=verbose):
             start_ray(address)
-            tuner = (restore_tuner if resume else new_tuner)(
-                exp, plan, data, callbacks=[progress_callback(exp, plan, printer)]
-            )
-            tuner.fit()
+            extra = [progress_callback(exp, plan, printer), *callbacks]
+            tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=extra)
+            with storage_failures():  # a full or unreachable storage: one line (docs/faults.md)
+                tuner.fit()
         result = summarise(run_dir, plan)
     if require_trained and not any(result.counts.get(s) for s in TRAINED):
         raise NothingTrained(nothing_trained_line(result))
     return result
+
+
+def _checked_plan(
+    exp: Experiment, *, resume: bool, progress: Progress | None, printer: Printer
+) -> Plan:
+    """Everything that can be refused before work, cheapest first; the plan."""
+    _check_run_folder(exp.ray_dir, resume=resume, printer=printer)
+    exp.task.trainable()  # a custom trainable that cannot be imported: one line, here
+    exp.run_dir.check_writable()  # a bucket typo, a read-only mount: one line
+    plan = make_plan(exp, progress=progress)  # every trial config checked: no Ray yet
+    if not plan.trials:
+        reasons = "; ".join(f"{n}x {r}" for r, n in plan.reasons[:3]) or "no trials planned"
+        raise UserError(f"experiment '{exp.name}': nothing to train: {reasons}")
+    return plan
 
 
 def progress_callback(exp: Experiment, plan: Plan, printer: Printer) -> Any:

@@ -16,6 +16,7 @@ from search.plan import Plan
 from search.resources import trial_resources
 from search.results_writer import ResultsWriter
 from search.stopping import ends_quietly
+from search.storage_guard import StorageGuard
 from search.strategies import get_scheduler, get_searcher
 from search.tune_space import to_tune
 
@@ -85,7 +86,7 @@ def run_config(
             checkpoint_score_attribute=exp.task.metric,
             checkpoint_score_order=exp.task.mode,
         ),
-        callbacks=[writer, *callbacks],
+        callbacks=[StorageGuard(str(exp.run_dir)), writer, *callbacks],  # guard first
         verbose=ray_verbosity(),  # Ray's tables only with -v (search.console)
     )
 
