@@ -128,7 +128,9 @@ def test_live_sweep_status_shows_running_trials_and_stopped_trials_end_quietly(t
         "space": {"decoder": ["Unet", "FPN", "Linknet", "PSPNet"]}, "repeats": 1,
         "scheduler": {"name": "asha", "max_epochs": 3, "grace_epochs": 1,
                       "reduction_factor": 3},
-        "train": {"sleep": 0.6, "unwind_s": 1.0}, "resources": {"cpu": 1},
+        # epochs of 2 s: the results writer writes at most every 5 s, and the status must
+        # catch trials while they run also on an idle machine
+        "train": {"sleep": 2.0, "unwind_s": 1.0}, "resources": {"cpu": 1},
         "storage": str(tmp_path / "runs"),
     }  # fmt: skip
     path = tmp_path / "live.yaml"
