@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from core import storage
-
-Progress = Callable[[int, int], None]
+from trainables.task import Progress
 
 DEFAULTS = {"encoder": "resnet18", "decoder": "Unet", "init": "none"}
 CACHE_FILE = "feasibility.json"

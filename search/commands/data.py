@@ -70,7 +70,7 @@ def _register_check(group: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_check)
 
 
-def _classes_arg(text: str | None) -> object:
+def classes_arg(text: str | None) -> object:
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
@@ -84,7 +84,7 @@ def run_check(args: argparse.Namespace) -> int:
     from trainables.data.spec import load_data_spec
 
     spec = load_data_spec(
-        Path(args.target), classes=_classes_arg(args.classes), split_file=args.split_file
+        Path(args.target), classes=classes_arg(args.classes), split_file=args.split_file
     )
     report = check_dataset(
         spec,
@@ -92,7 +92,7 @@ def run_check(args: argparse.Namespace) -> int:
         lenient=args.lenient,
         strict=args.strict,
         workers=args.workers,
-        progress=_progress if sys.stderr.isatty() else None,
+        progress=reading_progress if sys.stderr.isatty() else None,
     )
     print(report.format())
     for line in report.warnings:
@@ -101,7 +101,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(done: int, total: int) -> None:
+def reading_progress(done: int, total: int) -> None:
     end = "\n" if done == total else ""
     print(f"\rreading {done}/{total} image/mask pairs", end=end, file=sys.stderr, flush=True)
 

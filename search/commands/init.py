@@ -38,19 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.commands.data import _classes_arg, _progress
+    from search.commands.data import classes_arg, reading_progress
     from search.commands.sweep import pair_progress
     from search.init_experiment import init_experiment
     from search.plan import format_plan, make_plan
 
     result = init_experiment(
         args.data_dir,
-        classes=_classes_arg(args.classes),
+        classes=classes_arg(args.classes),
         preset=args.preset,
         out=args.out,
         split_file=args.split_file,
         force=args.force,
-        progress=_progress if sys.stderr.isatty() else None,
+        progress=reading_progress if sys.stderr.isatty() else None,
     )
     print(result.summary())
     print(format_plan(make_plan(result.experiment, progress=pair_progress)))
