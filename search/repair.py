@@ -1,11 +1,17 @@
-"""``--resume``: a trial whose checkpoint Ray's last state snapshot names, but that is gone,
-continues from its newest complete checkpoint instead of failing.
+"""``--resume``: a trial continues from its newest complete checkpoint, also when Ray's last
+state snapshot names one that is gone (instead of failing) or an older one (instead of training
+epochs again).
 
 Ray deletes a trial's older checkpoints (``num_to_keep``) as soon as a newer one registers, but
 writes its state snapshot (``experiment_state-*.json``) to storage only every so often. A driver
 killed in between leaves a snapshot naming a deleted checkpoint, and ``Tuner.restore`` then ends
 the trial as an error ("Could not recover from checkpoint as it does not exist on storage
 anymore"). It was seen with S3 storage, where the snapshot upload takes longest.
+
+Ray's snapshot can also lag the other way: when the driver dies, or the snapshot cannot be
+stored (an object-store outage), checkpoints written after the last stored snapshot are not
+named in it, and Ray would continue from an older one. So a trial whose folder holds a complete
+checkpoint of a later epoch than the named one is pointed at that one (1. below).
 
 Before ``Tuner.restore``, each unfinished trial whose named checkpoint is missing is pointed at:
 
@@ -51,12 +57,21 @@ class Repair:
     """A trial whose named checkpoint was gone, and what it continues from."""
 
     trial: str
-    missing: str
+    missing: str | None  # the checkpoint Ray's snapshot names (gone, unless ``newer``)
     restored: str | None  # a checkpoint folder; None: the trial starts again
     epoch: Any = None
     finished: bool = False  # in trials.parquet already: nothing is trained again
+    newer: bool = False  # the named one is there, but a later complete one is too
 
     def line(self) -> str:
+        if self.newer:
+            named = f"{self.missing} that" if self.missing else "any checkpoint"
+            newer = f"newer than {named} Ray's last state snapshot names"
+            if self.finished:
+                return (f"resume: trial {self.trial}: {self.restored} is {newer}; the trial had "
+                        "finished (trials.parquet) and is not re-run")  # fmt: skip
+            return (f"resume: trial {self.trial}: continues from {self.restored} (epoch "
+                    f"{self.epoch}), {newer}")  # fmt: skip
         gone = f"resume: trial {self.trial}: {self.missing} (named by Ray's last state snapshot)"
         if self.finished:
             return f"{gone} is gone; the trial had finished (trials.parquet) and is not re-run"
@@ -111,19 +126,28 @@ def _repair_trial(
     manager = trial.run_metadata.checkpoint_manager
     latest = manager.latest_checkpoint_result
     folder, fs_path = run_dir / trial.storage.trial_dir_name, trial.storage.trial_fs_path
-    if latest is None or _exists(latest, folder, fs_path):
+    newest = _from_reports(folder, fs_path, latest, trial.storage.storage_filesystem)
+    present = latest is None or _exists(latest, folder, fs_path)
+    if present and not _is_newer(newest, latest):
         return None
     kept = [r for r in manager.best_checkpoint_results if _exists(r, folder, fs_path)]
     newest_kept = max(kept, key=lambda r: r.metrics.get("training_iteration", 0), default=None)
-    chosen = _from_reports(folder, fs_path, latest) or newest_kept
+    chosen = newest or newest_kept
     _point_at(trial, chosen, kept, folder)
     trial.stub = False  # stored with the state: a stub trial would not run when restored
     trial.run_metadata.invalidate_cache()
     trial.invalidate_json_state()
     name = posixpath.basename(chosen.checkpoint.path) if chosen else None
     epoch = chosen.metrics.get("epoch") if chosen else None
-    missing = posixpath.basename(latest.checkpoint.path)
-    return trial.get_json_state(), Repair(str(trial), missing, name, epoch)
+    named = posixpath.basename(latest.checkpoint.path) if latest else None
+    return trial.get_json_state(), Repair(str(trial), named, name, epoch, newer=present)
+
+
+def _is_newer(candidate: Any, latest: Any) -> bool:
+    """Whether ``candidate`` (a result from a report) is a later epoch than ``latest``."""
+    if candidate is None or latest is None:
+        return candidate is not None
+    return candidate.metrics["epoch"] > latest.metrics.get("epoch", candidate.metrics["epoch"])
 
 
 def _exists(result: Any, folder: Location, trial_fs_path: str) -> bool:
@@ -132,34 +156,35 @@ def _exists(result: Any, folder: Location, trial_fs_path: str) -> bool:
     return posixpath.dirname(path) == trial_fs_path and (folder / posixpath.basename(path)).is_dir()
 
 
-def _from_reports(folder: Location, fs_path: str, latest: Any) -> Any:
+def _from_reports(folder: Location, fs_path: str, latest: Any, filesystem: Any) -> Any:
     """A Ray result for the newest complete checkpoint with a report, or None; ``folder`` is
-    the trial's folder as we reach it, ``fs_path`` as Ray's snapshot names it."""
+    the trial's folder as we reach it, ``fs_path`` as Ray's snapshot names it, ``latest`` the
+    snapshot's latest checkpoint result (None: it names none)."""
     for candidate in reversed(folder.glob(CHECKPOINT_GLOB)):
         report_file = candidate / REPORT_FILE
         parsed = parse_report(report_file.read_bytes()) if report_file.is_file() else None
         if parsed is None or any((candidate / f).size() != n for f, n in parsed[1].items()):
             continue  # no report, or an upload a crash cut short
         path = posixpath.join(fs_path, candidate.name)
-        result = _result_from_report(latest, path, parsed[0])
+        result = _result_from_report(latest, path, parsed[0], filesystem)
         if result is not None:
             return result
     return None
 
 
-def _result_from_report(latest: Any, path: str, metrics: dict[str, Any]) -> Any:
+def _result_from_report(latest: Any, path: str, metrics: dict[str, Any], filesystem: Any) -> Any:
     """The snapshot's last metrics updated with the report; iterations count epochs."""
     from ray.train import Checkpoint
     from ray.train._internal.session import _TrainingResult
 
-    base = latest.metrics
+    base = latest.metrics if latest else {"epoch": 0, "training_iteration": 0}
     epoch, base_epoch = metrics.get("epoch"), base.get("epoch")
     if not isinstance(epoch, int) or not isinstance(base_epoch, int):
         return None
     iteration = int(base.get("training_iteration", base_epoch)) + epoch - base_epoch
     name = posixpath.basename(path)
     merged = {**base, **metrics, "checkpoint_dir_name": name, "training_iteration": iteration}
-    checkpoint = Checkpoint(path=path, filesystem=latest.checkpoint.filesystem)
+    checkpoint = Checkpoint(path=path, filesystem=filesystem)
     return _TrainingResult(checkpoint=checkpoint, metrics=merged)
 
 

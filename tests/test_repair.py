@@ -199,3 +199,45 @@ def test_a_checkpoint_named_in_another_trials_folder_is_not_restored(tmp_path):
 
     assert [(r.trial, r.restored, r.epoch) for r in repairs] == [("own", "checkpoint_000000", 1)]
     assert latest(run)["own"][:3:2] == ("own/checkpoint_000000", 1)  # next: checkpoint_000002
+
+
+def test_a_trial_continues_from_a_complete_checkpoint_newer_than_the_snapshot_names(tmp_path):
+    """The snapshot lags (the driver died, or an outage kept it from being stored): the named
+    checkpoint is there, but training after it is not redone; a newer torn copy is passed over."""
+    run = Location.parse(tmp_path / "run")
+    ahead, torn = make_trial(tmp_path, "ahead"), make_trial(tmp_path, "torn")
+    for trial in (ahead, torn):
+        checkpoint(trial, 1, 0.1)
+    snapshot(run, ahead, torn)
+    checkpoint(ahead, 2, 0.2)  # keeps the named checkpoint_000000 (num_to_keep 2)
+    last = checkpoint(torn, 2, 0.2)
+    Path(last, "state.json").write_text("{")  # its copy to storage cut short by the crash
+
+    repairs = repair(run)
+
+    assert [r.line() for r in repairs] == [
+        "resume: trial ahead: continues from checkpoint_000001 (epoch 2), newer than "
+        "checkpoint_000000 that Ray's last state snapshot names"
+    ]
+    folder, metrics, index, stub = latest(run)["ahead"]
+    assert (folder, index, stub) == ("ahead/checkpoint_000001", 1, False)
+    assert (metrics["epoch"], metrics["training_iteration"], metrics["val_iou"]) == (2, 5, 0.2)
+    assert latest(run)["torn"][0] == "torn/checkpoint_000000"  # untouched
+
+
+def test_a_trial_the_snapshot_names_no_checkpoint_of_continues_from_its_newest(tmp_path):
+    run = Location.parse(tmp_path / "run")
+    late = make_trial(tmp_path, "late")
+    snapshot(run, late)  # stored before its first checkpoint
+    checkpoint(late, 1, 0.1)
+    checkpoint(late, 2, 0.2)
+
+    repairs = repair(run)
+
+    assert [r.line() for r in repairs] == [
+        "resume: trial late: continues from checkpoint_000001 (epoch 2), newer than any "
+        "checkpoint Ray's last state snapshot names"
+    ]
+    folder, metrics, index, stub = latest(run)["late"]
+    assert (folder, index, stub) == ("late/checkpoint_000001", 1, False)
+    assert (metrics["epoch"], metrics["training_iteration"]) == (2, 2)  # one report an epoch

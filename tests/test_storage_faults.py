@@ -83,6 +83,13 @@ def sweep(path: Path, *extra: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def newest_epoch(trial: Location) -> int:
+    """The epoch of the trial folder's newest complete checkpoint; 0 if there is none."""
+    complete = [c for c in trial.glob("checkpoint_*") if complete_checkpoint(c)]
+    return max((parse_report((c / REPORT_FILE).read_bytes())[0]["epoch"] for c in complete),
+               default=0)  # fmt: skip
+
+
 def complete_checkpoint(folder: Location) -> bool:
     report = folder / REPORT_FILE
     parsed = parse_report(report.read_bytes()) if report.is_file() else None
@@ -211,6 +218,9 @@ def test_an_object_store_outage_stops_in_one_line_and_resume_completes(s3, tmp_p
     lines = [ln for ln in err.splitlines() if ln.startswith("microsweep: error:")]
     assert len(lines) == 1 and "s3://outage/runs/full' is unreachable" in lines[0], err[-3000:]
     assert "--resume" in lines[0]
+    newest = {t.name.rsplit("_", 2)[-2] + "_" + t.name.rsplit("_", 1)[-1]: newest_epoch(t)
+              for t in run.glob("*_0000*")}  # fmt: skip
+    resumed_at = time.time()
     resumed = subprocess.run(
         [sys.executable, "-m", "search", "sweep", str(path), "--resume"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=400, start_new_session=True,
@@ -222,8 +232,12 @@ def test_an_object_store_outage_stops_in_one_line_and_resume_completes(s3, tmp_p
     }  # fmt: skip
     epochs = [(e[R.TRIAL], e[R.EPOCH]) for e in (run / R.EPOCHS_FILE).read_table().to_pylist()]
     assert sorted(epochs) == sorted((t[R.TRIAL], n) for t in trials for n in range(1, 7))
-    # the interrupted trials ran again; from their newest checkpoint in the last state snapshot
-    # Ray could store, which S3 being down may have kept from storing the newest (docs/faults.md)
-    starts = [a[0]["restored"] for runs in attempts(tmp_path, "full").values() for a in runs[1:]]
-    assert starts, "no trial was interrupted"
+    # the interrupted trials continued from their newest complete checkpoint, although S3
+    # being down kept Ray from storing the snapshot that names it (docs/faults.md)
+    starts = {t: [a[0]["restored"] for a in runs if a[0]["t"] > resumed_at]
+              for t, runs in attempts(tmp_path, "full").items()}  # fmt: skip
+    assert any(starts.values()), "no trial was interrupted"
+    assert {t: s[0] for t, s in starts.items() if s} == {
+        t: newest[t] for t, s in starts.items() if s
+    }, (starts, newest)
     print(f"stopped {stopped_after:.0f} s into the outage; resumed from epochs {starts}")
