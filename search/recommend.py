@@ -3,6 +3,7 @@
 Example::
 
     rec, run_dir = recommend("exp.yaml", top=3, seeds=3)   # or an existing run folder
+    rec, run_dir = recommend("exp.yaml", top=3, folds=True)  # across the k-fold split files
     rec.to_json()["winner"]                                 # also RUN/recommendation.json
 
 1. **Search**: the experiment's sweep (ASHA), or the sweep already in a run folder (an

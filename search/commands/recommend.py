@@ -17,13 +17,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("target", help="experiment YAML file, or the run folder of an earlier sweep")
     p.add_argument("--top", type=int, default=3, help="configurations to confirm (default 3)")
-    p.add_argument("--seeds", type=int, help="new seeds per configuration (default 3)")
+    p.add_argument(
+        "--seeds", type=int, help="new seeds per configuration (default 3; not with --folds)"
+    )
     p.add_argument(
         "--folds", type=int, nargs="?", const=True, metavar="N",
         help="instead of seeds: train each configuration once per fold of the dataset's k-fold "
         "split files (`microsweep data split ROOT --folds K`); N: the first N folds",
     )  # fmt: skip
-    p.add_argument("--ensemble", action="store_true", help="export all confirm seeds of the winner")
+    p.add_argument(
+        "--ensemble", action="store_true",
+        help="export all confirm trials (seeds or folds) of the winner",
+    )  # fmt: skip
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a key of the experiment file (repeatable)",
