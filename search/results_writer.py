@@ -338,5 +338,7 @@ def _read_rows(path: Location) -> list[dict[str, Any]]:
 
 def _write(rows: list[dict[str, Any]], path: Location, columns: tuple[str, ...]) -> None:
     frame = pd.DataFrame(rows, columns=None if rows else list(columns))
+    if R.FOLD in frame.columns:  # an int column although search rows have no fold
+        frame[R.FOLD] = frame[R.FOLD].astype("Int64")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     storage.write_parquet(path, table)
