@@ -17,7 +17,7 @@ Example::
    (folds one after another; a fold's trials run in parallel), rows with a ``fold`` column.
 3. **Rank** (:mod:`analysis.recommend`): mean ± std, CI, P(best), cost and a verdict, written
    to ``RUN/recommendation.json``.
-4. **Export**: the winner's best confirm trial (or all its confirm seeds with ``ensemble``)
+4. **Export**: the winner's best confirm trial (or all its confirm trials with ``ensemble``)
    to ``RUN/model/``.
 """
 
@@ -73,18 +73,8 @@ def recommend(
     printer(f"recommend: search stage in {exp.run_dir}")
     run_sweep(exp, address=address, resume=(exp.ray_dir / TUNER_FILE).exists())
     factors = _factors(exp)
-    picks = candidates(_trials(exp.run_dir), factors, top=top)
-    configs = [c.config for c in picks]
-    if fold_set is None:
-        printer(f"recommend: confirming {len(picks)} configuration(s) x {seeds} new seed(s)")
-        stages = [confirm_experiment(exp, configs, seeds=seeds)]
-    else:
-        printer(
-            f"recommend: confirming {len(picks)} configuration(s) x {len(fold_set.files)} "
-            f"fold(s) of {fold_set.name}"
-        )
-        stages = fold_experiments(exp, configs, fold_set.files)
-    for stage in stages:
+    configs = [c.config for c in candidates(_trials(exp.run_dir), factors, top=top)]
+    for stage in _confirm_stages(exp, configs, seeds=seeds, fold_set=fold_set, printer=printer):
         if stage.fold is not None:
             printer(f"recommend: fold {stage.fold} ({stage.data.split_file.name})")
         resume = (stage.ray_dir / TUNER_FILE).exists()
@@ -127,7 +117,23 @@ def confirm_experiment(exp: Experiment, configs: list[dict], *, seeds: int) -> E
     )
 
 
-def fold_experiments(exp: Experiment, configs: list[dict], files: dict[int, Path]) -> list:
+def _confirm_stages(
+    exp: Experiment, configs: list[dict], *, seeds: int, fold_set: Any, printer: Printer
+) -> list[Experiment]:
+    """One confirm stage over ``seeds`` new seeds, or one per fold of ``fold_set``."""
+    if fold_set is None:
+        printer(f"recommend: confirming {len(configs)} configuration(s) x {seeds} new seed(s)")
+        return [confirm_experiment(exp, configs, seeds=seeds)]
+    printer(
+        f"recommend: confirming {len(configs)} configuration(s) x {len(fold_set.files)} "
+        f"fold(s) of {fold_set.name}"
+    )
+    return fold_experiments(exp, configs, fold_set.files)
+
+
+def fold_experiments(
+    exp: Experiment, configs: list[dict], files: dict[int, Path]
+) -> list[Experiment]:
     """One confirm stage per fold: ``configs`` once each on that fold's split file, with the
     same seed (new to the search) in every fold, so a fold's pair differs in config only."""
     confirm = confirm_experiment(exp, configs, seeds=1)
