@@ -214,4 +214,5 @@ def test_recommend_over_two_folds_end_to_end(ray_local, flat, capsys):
     }
     assert [sorted(c["folds"]) for c in rec["candidates"]] == [[1, 2], [1, 2]]
     assert rec["candidates"][0]["paired_to_next"]["n_pairs"] == 2  # paired by fold
-    assert (run / "model" / "model.safetensors").is_file()
+    meta = json.loads((run / "model" / "model.json").read_text())
+    assert meta["provenance"]["members"][0]["fold"] in (1, 2)
