@@ -21,6 +21,7 @@ from analysis.render import Block, Heading, Para, Table
 from analysis.verdict import ci_text
 
 PREDICT = "microsweep predict {run}/model IMAGES --out pred"
+LISTS = ("trials", "seeds", "folds")  # per-candidate lists left out of the CSV table
 
 
 def _pct(value: object) -> str:
@@ -47,6 +48,12 @@ def config_text(config: Mapping[str, object]) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
+def unit(rec: Mapping) -> str:
+    """``seed`` or ``fold``: what the confirm trials of a configuration vary (files written
+    before ``recommend --folds`` have no ``replicates`` and are over seeds)."""
+    return str(rec.get("replicates") or "seeds")[:-1]
+
+
 def _paragraphs(rec: dict, run: RunInfo) -> list[Block]:
     win = next(c for c in rec["candidates"] if c["rank"] == rec["winner"]["rank"])
     stage = win.get("trial_epochs_by_stage") or {}
@@ -59,9 +66,9 @@ def _paragraphs(rec: dict, run: RunInfo) -> list[Block]:
         Para(rec["verdict"]),
         Para(
             f"How sure: P(best) = {win['p_best']:.2f}, the share of {rec['n_boot']} bootstrap "
-            "resamples of the confirm seeds in which it ranks first on mean val IoU. Its test "
-            f"IoU is {_mean_std(win['test_iou'])} % over {n} confirm trial(s){lost}, 95 % CI "
-            f"{ci_text(win['ci95'])}; val IoU {_mean_std(win['val_iou'])} %."
+            f"resamples of the confirm {unit(rec)}s in which it ranks first on mean val IoU. "
+            f"Its test IoU is {_mean_std(win['test_iou'])} % over {n} confirm trial(s){lost}, "
+            f"95 % CI {ci_text(win['ci95'])}; val IoU {_mean_std(win['val_iou'])} %."
         ),
         Para(
             f"What it cost: {win['trial_epochs']} trial-epochs on this configuration "
@@ -103,12 +110,13 @@ def candidates_table(rec: dict, name: str) -> Table:
         for c in rec["candidates"]
     ]
     data = pd.json_normalize(
-        [{k: v for k, v in c.items() if k not in ("trials", "seeds")} for c in rec["candidates"]]
+        [{k: v for k, v in c.items() if k not in LISTS} for c in rec["candidates"]]
     )
     return Table(
         name,
-        "Confirmed candidates, ranked by mean val IoU (mean ± sample std over confirm seeds; "
-        "diff = test IoU of this − the next on shared seeds, 95 % bootstrap CI)",
+        f"Confirmed candidates, ranked by mean val IoU (mean ± sample std over confirm "
+        f"{unit(rec)}s; diff = test IoU of this − the next on shared {unit(rec)}s, 95 % "
+        "bootstrap CI)",
         pd.DataFrame(rows).set_index("rank"),
         data=data,
     )

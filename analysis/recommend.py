@@ -13,15 +13,18 @@ Example::
     write_recommendation("runs/new-material", rec)     # RUN/recommendation.json
     print(rec.verdict)
 
-A *configuration* is the values of every factor except ``seed``. Ranking: candidates ordered by
-the mean val IoU of their completed confirm trials. **P(best)**: the share of ``n_boot``
-bootstrap resamples (each candidate's confirm seeds resampled with replacement, all candidates
-at once) in which a candidate has the highest mean val IoU; ties share the resample, so the
-values sum to 1. **Evidence** is ``strong`` when the 95 % bootstrap CI of the top candidate's
-test-IoU mean lies entirely above the runner-up's; else ``weak``, and the winner is the cheaper
-of the two (see :func:`rank`). The test IoU decides the evidence because val IoU is what the
-search selected on (a selected val score is optimistic), while the test split was never used
-for any choice.
+A *configuration* is the values of every factor except ``seed`` (and ``fold``). The confirm
+trials of a configuration are its *replicates*: one per new seed, or one per fold when the
+confirm trials have a ``fold`` column (``recommend --folds``); everything below works the same
+over either, and the paired difference pairs trials by seed or by fold. Ranking: candidates
+ordered by the mean val IoU of their completed confirm trials. **P(best)**: the share of
+``n_boot`` bootstrap resamples (each candidate's confirm replicates resampled with replacement,
+all candidates at once) in which a candidate has the highest mean val IoU; ties share the
+resample, so the values sum to 1. **Evidence** is ``strong`` when the 95 % bootstrap CI of the
+top candidate's test-IoU mean lies entirely above the runner-up's; else ``weak``, and the
+winner is the cheaper of the two (see :func:`rank`). The test IoU decides the evidence because
+val IoU is what the search selected on (a selected val score is optimistic), while the test
+split was never used for any choice.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ import pandas as pd
 
 from analysis import results as R
 from analysis.stats import bootstrap_ci
-from analysis.verdict import Evidence, judge
+from analysis.verdict import Evidence, Replicates, judge
 from core import storage
 from core.errors import ReportError
 
 SCHEMA = 1
 LEVEL = 0.95
 ENDED = (R.COMPLETED, R.STOPPED)  # search trials whose best val IoU counts for candidates
+UNITS = {"seeds": R.SEED, "folds": R.FOLD}  # replicates -> the column that pairs them
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,9 @@ class Ranked:
     cost_hours: dict[str, float]  # "cpu" / "gpu" -> resource-hours (requested × wall time)
     epoch_s: float  # wall seconds per trial-epoch over both stages
     parameters: int | None = None
-    paired_to_next: dict | None = None  # test IoU, this − next-ranked, on shared seeds
+    paired_to_next: dict | None = None  # test IoU, this − next-ranked, on shared seeds/folds
     failed: tuple[str, ...] = ()  # its confirm trials that did not complete (not used)
+    folds: tuple[int, ...] = ()  # the folds of its confirm trials (recommend --folds)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class Recommendation:
     n_boot: int
     seed: int
     total: dict = field(default_factory=dict)  # the cost of every trial in the table
+    replicates: Replicates = "seeds"  # what the confirm trials of a configuration vary
 
     def to_json(self) -> dict:
         """The ``recommendation.json`` document (schema in docs/contracts.md)."""
@@ -102,6 +108,7 @@ class Recommendation:
             },
             "evidence": self.evidence,
             "verdict": self.verdict,
+            "replicates": self.replicates,
             "n_boot": self.n_boot,
             "seed": self.seed,
             "level": LEVEL,
@@ -112,8 +119,8 @@ class Recommendation:
 
 # --- configurations ------------------------------------------------------------------------
 def config_factors(trials: pd.DataFrame, factors: Sequence[str]) -> list[str]:
-    """The factors (present in ``trials``, never ``seed``) whose values make a configuration."""
-    return [f for f in dict.fromkeys(factors) if f != R.SEED and f in trials.columns]
+    """The factors (present in ``trials``, never ``seed``/``fold``) that make a configuration."""
+    return [f for f in dict.fromkeys(factors) if f not in UNITS.values() and f in trials.columns]
 
 
 def _plain(value: object) -> object:
@@ -193,6 +200,12 @@ def _confirmed(trials: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     return ok.assign(_key=_keys(ok, names)).sort_values(R.TRIAL, kind="stable")
 
 
+def replicates_of(confirmed: pd.DataFrame) -> Replicates:
+    """``folds`` when confirm trials carry a fold (``recommend --folds``), else ``seeds``."""
+    has_fold = R.FOLD in confirmed.columns and bool(confirmed[R.FOLD].notna().any())
+    return "folds" if has_fold else "seeds"
+
+
 def p_best(values: Sequence[np.ndarray], *, n_boot: int, seed: int) -> np.ndarray:
     """Share of bootstrap resamples in which each group has the highest mean (ties shared).
 
@@ -235,9 +248,11 @@ def _stats(group: pd.DataFrame, *, n_boot: int, seed: int) -> dict:
     finite = test[np.isfinite(test)].to_numpy()
     ci = bootstrap_ci(finite, n_boot=n_boot, seed=seed) if finite.size > 1 else (math.nan,) * 2
     best = group.sort_values([R.VAL_IOU, R.TRIAL], ascending=[False, True], kind="stable")
+    folds = group[R.FOLD] if R.FOLD in group.columns else ()
     return {
         "trials": tuple(group[R.TRIAL]),
         "seeds": tuple(int(s) for s in group[R.SEED]),
+        "folds": tuple(int(f) for f in folds if pd.notna(f)),
         "best_trial": str(best[R.TRIAL].iloc[0]),
         "val_iou": _mean_std(group[R.VAL_IOU]),
         "test_iou": _mean_std(test),
@@ -268,10 +283,10 @@ def _failed(spent: pd.DataFrame, used: pd.DataFrame) -> tuple[str, ...]:
     return tuple(sorted(set(confirm[R.TRIAL]) - set(used[R.TRIAL])))
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame, *, n_boot: int, seed: int) -> dict:
-    """Test IoU of ``a`` − ``b`` on the seeds both have (one trial per seed)."""
-    cols = [R.SEED, R.TEST_IOU]
-    pairs = a[cols].drop_duplicates(R.SEED).merge(b[cols].drop_duplicates(R.SEED), on=R.SEED)
+def _paired(a: pd.DataFrame, b: pd.DataFrame, *, by: str, n_boot: int, seed: int) -> dict:
+    """Test IoU of ``a`` − ``b`` on the seeds (or folds: ``by``) both have, one trial each."""
+    cols = [by, R.TEST_IOU]
+    pairs = a[cols].drop_duplicates(by).merge(b[cols].drop_duplicates(by), on=by)
     diffs = (pairs[f"{R.TEST_IOU}_x"] - pairs[f"{R.TEST_IOU}_y"]).astype(float).to_numpy()
     diffs = diffs[np.isfinite(diffs)]
     low, high = bootstrap_ci(diffs, n_boot=n_boot, seed=seed) if diffs.size > 1 else (math.nan,) * 2
@@ -302,6 +317,7 @@ def rank(
     if not names:
         raise ReportError("no factor in the trials table; a configuration needs one")
     confirmed = _confirmed(trials, names)
+    replicates = replicates_of(confirmed)
     keys_all = _keys(trials, names)
     groups = sorted(
         confirmed.groupby("_key", sort=False),
@@ -317,7 +333,7 @@ def rank(
         mine = keys_all.map(key.__eq__).astype(bool)  # `==` would compare a tuple elementwise
         paired = None
         if i + 1 < len(groups):
-            diff = _paired(group, groups[i + 1][1], n_boot=n_boot, seed=seed)
+            diff = _paired(group, groups[i + 1][1], by=UNITS[replicates], n_boot=n_boot, seed=seed)
             paired = {"next": labels[i + 1], **diff}
         ranked.append(
             Ranked(
@@ -331,11 +347,11 @@ def rank(
                 **_cost(trials[mine]),
             )
         )
-    winner, evidence, verdict = judge(ranked)
+    winner, evidence, verdict = judge(ranked, replicates=replicates)
     total = _cost(trials)
     total["trial_epochs"] = sum(total["trial_epochs"].values())
     total["trials"] = len(trials)
-    return Recommendation(tuple(ranked), winner, evidence, verdict, n_boot, seed, total)
+    return Recommendation(tuple(ranked), winner, evidence, verdict, n_boot, seed, total, replicates)
 
 
 # --- recommendation.json --------------------------------------------------------------------
@@ -359,6 +375,7 @@ def _candidate_json(index: int, c: Ranked) -> dict:
             "config": c.config,
             "trials": c.trials,
             "seeds": c.seeds,
+            "folds": c.folds,
             "best_trial": c.best_trial,
             "val_iou": {"mean": c.val_iou[0], "std": c.val_iou[1]},
             "test_iou": {"mean": c.test_iou[0], "std": c.test_iou[1]},

@@ -56,6 +56,7 @@ GPU = "gpu"  # GPUs (fraction allowed) requested by the trial
 NODE = "node"  # node IP the trial ran on
 ERROR = K.ERROR  # one-line reason for error / diverged / infeasible trials, else null
 STAGE = "stage"  # optional: which stage ran the trial (a missing column means all SEARCH)
+FOLD = "fold"  # optional: the k-fold split a confirm trial trained on (recommend --folds)
 
 # Trial stages (``microsweep recommend``): the sweep, then the top configurations again.
 SEARCH = "search"  # the experiment's sweep (ASHA may stop trials early)

@@ -120,6 +120,7 @@ _NON_FACTORS = {
     R.CHECKPOINT,
     R.SEED,
     R.STAGE,
+    R.FOLD,  # recommend --folds
 }
 
 

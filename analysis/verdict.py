@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from analysis.recommend import Ranked
 
 Evidence = Literal["strong", "weak"]
+Replicates = Literal["seeds", "folds"]  # what a configuration's confirm trials vary
+MORE = {
+    "seeds": "more seeds (--seeds) would sharpen the answer",
+    "folds": "more folds (`microsweep data split ROOT --folds K`) would sharpen the answer",
+}
 
 
 def _pct(value: float) -> str:
@@ -37,8 +42,11 @@ def _cheaper(a: Ranked, b: Ranked) -> tuple[Ranked, str]:
     return a, "no cost measured, so the higher mean val IoU"
 
 
-def judge(ranked: Sequence[Ranked]) -> tuple[int, Evidence, str]:
-    """The winner's index, the evidence and the verdict text for ranked candidates."""
+def judge(
+    ranked: Sequence[Ranked], *, replicates: Replicates = "seeds"
+) -> tuple[int, Evidence, str]:
+    """The winner's index, the evidence and the verdict text for ranked candidates whose
+    confirm trials vary ``replicates`` (seeds, or folds)."""
     top = ranked[0]
     if len(ranked) == 1:
         return (
@@ -74,7 +82,7 @@ def judge(ranked: Sequence[Ranked]) -> tuple[int, Evidence, str]:
     n = min(len(top.trials), len(second.trials))
     verdict = (
         f"The evidence is weak: {top.label} and {second.label} cannot be told apart "
-        f"({reason}; {n} confirm seed(s) each). Use the cheaper one, {pick.label} ({cost}); "
-        "more seeds (--seeds) would sharpen the answer."
+        f"({reason}; {n} confirm {replicates[:-1]}(s) each). Use the cheaper one, "
+        f"{pick.label} ({cost}); {MORE[replicates]}."
     )
     return ranked.index(pick), "weak", verdict

@@ -96,6 +96,7 @@ class Experiment:
     base_dir: Path = Path(".")  # the experiment file's folder
     weights: Path | None = None  # issue 13: `weights:` folder, relative to the file's folder
     stage: str = "search"  # the confirm stage of `recommend` runs in the same run folder
+    fold: int | None = None  # `recommend --folds`: the confirm stage's fold (RUN/confirm/foldN)
     raw: Mapping[str, Any] = field(default_factory=dict)  # the validated file, for later stages
 
     @property
@@ -104,8 +105,12 @@ class Experiment:
 
     @property
     def ray_dir(self) -> Location:
-        """Ray's experiment folder: the run folder itself, or ``RUN/<stage>`` after search."""
-        return self.run_dir if self.stage == "search" else self.run_dir / self.stage
+        """Ray's experiment folder: the run folder itself, or ``RUN/<stage>`` after search
+        (``RUN/<stage>/fold<N>`` for one fold of ``recommend --folds``)."""
+        if self.stage == "search":
+            return self.run_dir
+        stage = self.run_dir / self.stage
+        return stage if self.fold is None else stage / f"fold{self.fold}"
 
     @property
     def seeds(self) -> list[int]:

@@ -156,6 +156,7 @@ def package_meta(
                 {
                     "trial": row[R.TRIAL],
                     "seed": row.get(R.SEED),
+                    "fold": row.get(R.FOLD),  # recommend --folds: the split it trained on
                     "val_iou": row.get(R.VAL_IOU),
                     "test_iou": row.get(R.TEST_IOU),
                     "best_epoch": row.get(R.BEST_EPOCH),

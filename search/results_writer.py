@@ -57,12 +57,14 @@ class ResultsWriter(tune.Callback):
         resources: Any,
         task: Any,
         stage: str = R.SEARCH,
+        fold: int | None = None,
         min_interval_s: float = 5.0,
         keep: str = "all",
     ) -> None:
         self.run_dir = str(run_dir)
         self.task = task  # trainables.task.Task: objective, epoch and final keys
         self.stage = stage  # the `stage` column of the rows this writer adds
+        self.fold = fold  # recommend --folds: their `fold` column (no column otherwise)
         self.run_info = run_info
         self.factors = factors
         self.infeasible = infeasible
@@ -148,6 +150,8 @@ class ResultsWriter(tune.Callback):
     def _base_row(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         res = self.resources(config)
         row = {R.TRIAL: name, R.EXPERIMENT: self.run_info["experiment"], R.STAGE: self.stage}
+        if getattr(self, "fold", None) is not None:  # (a writer pickled before folds has none)
+            row[R.FOLD] = self.fold
         row[R.DATASET] = self.run_info.get("dataset")
         row.update({k: _scalar(config.get(k)) for k in self.factors})
         row[R.SEED] = config.get("seed")
@@ -334,5 +338,7 @@ def _read_rows(path: Location) -> list[dict[str, Any]]:
 
 def _write(rows: list[dict[str, Any]], path: Location, columns: tuple[str, ...]) -> None:
     frame = pd.DataFrame(rows, columns=None if rows else list(columns))
+    if R.FOLD in frame.columns:  # an int column although search rows have no fold
+        frame[R.FOLD] = frame[R.FOLD].astype("Int64")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     storage.write_parquet(path, table)

@@ -73,10 +73,13 @@ def run_config(
         resources=resources,
         task=exp.task,
         stage=exp.stage,
+        fold=exp.fold,  # recommend --folds: the `fold` column
         keep=exp.fault.keep,  # what an ended trial keeps (search/pruning.py)
     )
     # Ray's folder is exp.ray_dir: the run folder (search), or RUN/<stage> after it
     storage, name = (exp.storage, exp.name) if exp.stage == R.SEARCH else (exp.run_dir, exp.stage)
+    if exp.fold is not None:  # RUN/confirm/foldN
+        storage, name = exp.run_dir / exp.stage, f"fold{exp.fold}"
     return tune.RunConfig(
         name=name,
         storage_path=str(storage),  # Ray resolves URIs with pyarrow.fs as we do

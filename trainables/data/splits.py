@@ -12,6 +12,7 @@ shared ``splits/*.yaml`` with ``base: ..`` so that paths stay relative to the da
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from trainables.data.layout import Pair, discover
 
 NAMES = ("train", "val", "test")
 DEFAULT_RATIOS = (0.7, 0.15, 0.15)
+FOLD_FILE = re.compile(r"^(?P<stem>.+)-seed(?P<seed>\d+)-fold(?P<fold>\d+)of(?P<k>\d+)\.yaml$")
 
 
 def ratio_split(
@@ -150,9 +152,36 @@ def write_splits(
         ]
     paths = []
     for i, splits in enumerate(kfold_splits(pairs, k=folds, seed=seed), 1):
-        name = f"{root.name}-seed{seed}-fold{i}of{folds}"
+        name = fold_name(root.name, seed=seed, fold=i, k=folds)
         source = f"microsweep data split: seed {seed}, fold {i} of {folds}"
         paths.append(
             write_split_file(out_dir / f"{name}.yaml", splits, name=name, root=root, source=source)
         )
     return paths
+
+
+def fold_name(stem: str, *, seed: int, fold: int, k: int) -> str:
+    """``NewAlloy-seed0-fold2of5``: the name (and file stem) of fold ``fold`` of ``k``."""
+    return f"{stem}-seed{seed}-fold{fold}of{k}"
+
+
+def fold_sets(split_dir: Path) -> dict[tuple[str, int, int], dict[int, Path]]:
+    """The complete k-fold sets :func:`write_splits` wrote into ``split_dir``.
+
+    Keys are ``(stem, seed, k)``; values map fold number (1..k) to its split file. A set with
+    a missing fold file is left out (it would compare candidates on part of the images only).
+
+    >>> fold_sets(Path("NewAlloy/splits"))
+    {('NewAlloy', 0, 5): {1: PosixPath('NewAlloy/splits/NewAlloy-seed0-fold1of5.yaml'), ...}}
+    """
+    found: dict[tuple[str, int, int], dict[int, Path]] = {}
+    for path in sorted(Path(split_dir).glob("*.yaml")) if Path(split_dir).is_dir() else []:
+        m = FOLD_FILE.match(path.name)
+        if m and 1 <= int(m["fold"]) <= int(m["k"]):
+            key = (m["stem"], int(m["seed"]), int(m["k"]))
+            found.setdefault(key, {})[int(m["fold"])] = path
+    return {
+        key: dict(sorted(files.items()))
+        for key, files in sorted(found.items())
+        if len(files) == key[2]
+    }
