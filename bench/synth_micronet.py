@@ -43,7 +43,8 @@ def synth(code: Path, out: Path, per_class: int, size: int) -> dict:
     cmd += ["--size", str(size), "--n-train", str(per_class), "--n-val", "1"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, capture_output=True, check=True)
+    # cwd=code too: `python -m` puts the working folder first on sys.path
+    subprocess.run(cmd, env=env, cwd=code, capture_output=True, check=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

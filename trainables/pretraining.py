@@ -38,6 +38,7 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
+    loader_worker_init,
     eval_transform,
     evaluate,
     train_augmentation,
@@ -129,7 +130,11 @@ class PretrainTrial:
         workers = cfg.loader_workers if cfg.loader_workers >= 0 else min(cpus, 4)
         self.loader_args = {"batch_size": cfg.batch_size, "num_workers": workers}
         if workers:  # each worker holds prefetch_factor batches: memory stays bounded
-            self.loader_args.update(prefetch_factor=2, pin_memory=runtime.device.type == "cuda")
+            self.loader_args.update(
+                prefetch_factor=2,
+                pin_memory=runtime.device.type == "cuda",
+                worker_init_fn=loader_worker_init,
+            )
         self.opt = torch.optim.SGD(
             self.model.parameters(),
             lr=scaled_lr(cfg, workers=world),
