@@ -38,9 +38,9 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
-    loader_worker_init,
     eval_transform,
     evaluate,
+    loader_worker_init,
     train_augmentation,
 )
 from trainables.classify_data import ClassificationData
