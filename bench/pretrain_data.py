@@ -196,6 +196,7 @@ def main() -> None:
     p.add_argument("--root", type=Path, default=Path("/tmp/microsweep-bench-pretrain"))
     p.add_argument("--small", type=int, default=5000)
     p.add_argument("--large", type=int, default=20000)
+    p.add_argument("--mid", type=int, nargs="*", default=[], help="more streamed-only counts")
     p.add_argument("--distinct", type=int, default=None, help="images written (default: large)")
     p.add_argument("--side", type=int, default=512)
     p.add_argument("--size", type=int, default=224, help="training crop")
@@ -217,7 +218,8 @@ def main() -> None:
     print(uptime())
     t0 = time.perf_counter()
     folder = write_images(args.root, args.distinct or args.large, args.side)
-    sources = {n: str(manifest(folder, n)) for n in (args.small, args.large)}
+    counts = sorted({args.small, *args.mid, args.large})
+    sources = {n: str(manifest(folder, n)) for n in counts}
     print(f"{args.distinct or args.large} images ready in {time.perf_counter() - t0:.0f} s "
           f"under {folder}; manifests of {args.small} and {args.large} entries")  # fmt: skip
     extra = (str(args.samples), str(args.workers), str(args.size))
@@ -225,7 +227,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for n, source in sources.items():
             for mode in ("streamed", "memory"):
-                if mode == "memory" and n > args.memory_max:
+                if mode == "memory" and (n > args.memory_max or n != args.small):
                     continue
                 r = subprocess_json(mode, source, *extra)
                 rows.setdefault((n, mode), []).append(r)
@@ -235,9 +237,9 @@ def main() -> None:
     peak = {k: max(r["peak_mib"] for r in v) for k, v in rows.items()}
     rate = {k: float(np.mean([r["images_per_s"] for r in v])) for k, v in rows.items()}
     small, large = args.small, args.large
-    print(f"streamed peak memory: {peak[(small, 'streamed')]:.0f} MiB ({small} images), "
-          f"{peak[(large, 'streamed')]:.0f} MiB ({large} images): "
-          f"{peak[(large, 'streamed')] / peak[(small, 'streamed')]:.2f}x")  # fmt: skip
+    peaks = ", ".join(f"{peak[(n, 'streamed')]:.0f} MiB ({n})" for n in counts)
+    growth = peak[(large, "streamed")] / peak[(small, "streamed")]
+    print(f"streamed peak memory by images: {peaks}; {large} vs {small}: {growth:.2f}x")
     speed = rate[(small, "streamed")] / rate[(small, "memory")]
     print(f"streamed ({args.workers} workers) / in-memory loader images/s: {speed:.2f}x")
     cost = subprocess_json("per_image", sources[small], str(args.size))

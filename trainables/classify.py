@@ -104,7 +104,7 @@ class ImageDataset(Dataset):
 def loader_worker_init(_worker_id: int) -> None:
     """In each DataLoader worker: OpenCV on one thread. A worker is one of several decoding
     processes per training process; OpenCV's own thread pool (one per core) in each of them
-    oversubscribes the cores (measured: 1.3x the CPU per augmented image)."""
+    oversubscribes the cores."""
     cv2.setNumThreads(1)
 
 
