@@ -11,7 +11,9 @@ they are distinct files). Then measures, each case in a fresh subprocess:
   loader epoch of ``samples`` images for ``--small`` and ``--large`` image counts, streamed
   from the file index (``trainables.classify_data``); the in-memory loader (every image
   decoded to RGB first, the pre-issue-14 loader) only up to ``--memory-max`` images;
-- loader images/s (decode + augment + collate, no training step) streamed with
+- loader images/s (decode + augment + collate, no training step), and CPU ms per delivered
+  image of all its processes (robust to other load: the images/s the loader would reach on
+  free cores follow from it), streamed with
   ``--workers`` worker processes against the in-memory arrays augmented in the training
   process, alternating, ``--rounds`` times each, on the ``--small`` set;
 - CPU milliseconds per image of each stage (decode, augment grey / RGB, a resnet18 training
@@ -111,12 +113,25 @@ def _load(source: str):
     return load_manifest(source) if source.endswith(".csv") else load_image_folder(source)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (the loader's workers)."""
+    import resource
+
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def case(source: str, mode: str, samples: int, workers: int, size: int) -> dict:
     """One measurement in this process: ``mode`` is streamed or memory."""
     import torch
     from torch.utils.data import DataLoader
 
-    from trainables.classify import ImageDataset, loader_worker_init, train_augmentation
+    from trainables.classify import (
+        ImageDataset,
+        collate_images,
+        loader_worker_init,
+        train_augmentation,
+    )
     from trainables.classify_data import read_rgb
 
     torch.set_num_threads(1)
@@ -127,13 +142,16 @@ def case(source: str, mode: str, samples: int, workers: int, size: int) -> dict:
         images = [read_rgb(p) for p in split.paths] if mode == "memory" else None
         ds = ImageDataset(split, train_augmentation(size), seed=0, length=samples, images=images)
         if images:  # the pre-issue-14 loader: decoded arrays, augmented in this process
-            loader = DataLoader(ds, batch_size=32)
+            loader = DataLoader(ds, batch_size=32, collate_fn=collate_images)
         else:  # as PretrainTrial builds it
             loader = DataLoader(ds, batch_size=32, num_workers=workers, prefetch_factor=2,
-                                worker_init_fn=loader_worker_init)  # fmt: skip
-        t0 = time.perf_counter()
+                                worker_init_fn=loader_worker_init,
+                                collate_fn=collate_images)  # fmt: skip
+        t0, cpu0 = time.perf_counter(), _cpu_s()
         n = sum(len(labels) for _, labels in loader)
         out["images_per_s"] = n / (time.perf_counter() - t0)
+        del loader  # its workers exit and are reaped: their CPU time is counted
+        out["cpu_ms"] = 1e3 * (_cpu_s() - cpu0) / n
         out["files"] = len(split)
 
     out["seconds"], out["peak_mib"] = peak_rss(run)
@@ -232,7 +250,8 @@ def main() -> None:
                 r = subprocess_json(mode, source, *extra)
                 rows.setdefault((n, mode), []).append(r)
                 print(f"{n:6d} images {mode:8s}: peak {r['peak_mib']:7.0f} MiB  "
-                      f"loader {r['images_per_s']:6.1f} img/s  ({r['seconds']:.0f} s)  "
+                      f"loader {r['images_per_s']:6.1f} img/s, {r['cpu_ms']:.1f} ms CPU/img  "
+                      f"({r['seconds']:.0f} s)  "
                       f"[{uptime().split('load average: ')[1]}]", flush=True)  # fmt: skip
     peak = {k: max(r["peak_mib"] for r in v) for k, v in rows.items()}
     rate = {k: float(np.mean([r["images_per_s"] for r in v])) for k, v in rows.items()}
@@ -242,6 +261,12 @@ def main() -> None:
     print(f"streamed peak memory by images: {peaks}; {large} vs {small}: {growth:.2f}x")
     speed = rate[(small, "streamed")] / rate[(small, "memory")]
     print(f"streamed ({args.workers} workers) / in-memory loader images/s: {speed:.2f}x")
+    cpu = {
+        m: float(np.mean([r["cpu_ms"] for r in rows[(small, m)]])) for m in ("streamed", "memory")
+    }
+    print(f"CPU per delivered image (all loader processes): streamed {cpu['streamed']:.1f} ms, "
+          f"in-memory {cpu['memory']:.1f} ms; on {args.workers} free cores vs 1: "
+          f"{args.workers * cpu['memory'] / cpu['streamed']:.2f}x in-memory images/s")  # fmt: skip
     cost = subprocess_json("per_image", sources[small], str(args.size))
     print("CPU per image: decode {decode_ms:.1f} ms (to RGB {decode_rgb_ms:.1f}), augment "
           "{augment_ms:.1f} ms (RGB {augment_rgb_ms:.1f}), training step (resnet18 fp32, "

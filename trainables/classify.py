@@ -64,10 +64,10 @@ def eval_transform(size: int) -> A.Compose:
 
 class ImageDataset(Dataset):
     """Augmented images of a split, decoded per sample (in the loader's workers); sample ``i``
-    of an epoch depends only on (seed, i). Items are ``(3, size, size)`` uint8 tensors (grey
-    images augmented as one channel, then replicated) and int labels. ``images`` (decoded
-    HxWx1|3 arrays, in the split's order) skips decoding, for measurements against an
-    in-memory dataset."""
+    of an epoch depends only on (seed, i). Items are ``(C, size, size)`` uint8 tensors, C = 1
+    for grey images (augmented as one channel) or 3, and int labels; batch them with
+    :func:`collate_images`. ``images`` (decoded HxWx1|3 arrays, in the split's order) skips
+    decoding, for measurements against an in-memory dataset."""
 
     def __init__(
         self,
@@ -91,14 +91,26 @@ class ImageDataset(Dataset):
         self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
         image = self.images[k] if self.images is not None else self._decode(k)
         image = torch.from_numpy(self.augment(image=image)["image"]).permute(2, 0, 1)
-        # grey stays one channel through augmentation; the batch's stack copies it to 3
-        return image.expand(3, -1, -1), int(self.split.labels[k])
+        return image.contiguous(), int(self.split.labels[k])
 
     def _decode(self, k: int) -> np.ndarray:
         try:
             return read_pixels(self.split.paths[k])
         except ImageProblem as err:  # changed since the header check, or damaged after it
             raise DataError([f"{self.split.paths[k]}: {err}"]) from None
+
+
+def collate_images(
+    items: Sequence[tuple[torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, C, H, W)`` uint8 and ``(N,)`` labels. An all-grey batch stays one channel: a
+    third of the bytes between loader workers and the training process (and to a GPU); the
+    normalisation (:meth:`Runtime.prepare`) broadcasts it to 3 channels. In a mixed batch the
+    grey images are replicated."""
+    images = [image for image, _ in items]
+    if len({image.shape[0] for image in images}) > 1:
+        images = [image.expand(3, -1, -1) for image in images]
+    return torch.stack(images), torch.tensor([label for _, label in items], dtype=torch.long)
 
 
 def loader_worker_init(_worker_id: int) -> None:

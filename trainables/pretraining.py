@@ -38,6 +38,7 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
+    collate_images,
     eval_transform,
     evaluate,
     loader_worker_init,
@@ -128,7 +129,11 @@ class PretrainTrial:
         self.model = runtime.place(self.model)
         self.net = self.model if world == 1 else _ddp(self.model, runtime)
         workers = cfg.loader_workers if cfg.loader_workers >= 0 else min(cpus, 4)
-        self.loader_args = {"batch_size": cfg.batch_size, "num_workers": workers}
+        self.loader_args = {
+            "batch_size": cfg.batch_size,
+            "num_workers": workers,
+            "collate_fn": collate_images,
+        }
         if workers:  # each worker holds prefetch_factor batches: memory stays bounded
             self.loader_args.update(
                 prefetch_factor=2,
