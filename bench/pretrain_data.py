@@ -1,16 +1,23 @@
 """Pretraining data: peak memory and images/s of the streamed loader against the in-memory one.
 
-Writes synthetic micrographs once (``--root``, default /tmp/microsweep-bench-pretrain), then
-measures side by side, each case in a fresh subprocess:
+Writes ``--distinct`` (default: ``--large``) synthetic 512² micrographs once with
+``microsweep data synth micronet`` (``--root``, default /tmp/microsweep-bench-pretrain); the
+``--small`` and ``--large`` cases read them through ``path,label,split`` manifests of that
+many entries (cycling over the files when there are fewer: on a busy machine writing 20,000
+images takes long, and the loader's memory depends on the number of entries, not on whether
+they are distinct files). Then measures, each case in a fresh subprocess:
 
 - peak memory (PSS of the process and its loader workers, sampled every 50 ms) of one
-  pretraining epoch of ``samples`` images for ``--small`` and ``--large`` image counts, with
-  the streamed file index (``trainables.classify_data``) and with every image decoded into
-  memory first (the pre-issue-14 loader);
-- loader images/s (decode + augment, no training step) streamed with ``--workers`` worker
-  processes against in-memory arrays augmented in the training process;
-- per image: decode, augment and a training step (resnet18, fp32, batch 16), to say what
-  limits throughput.
+  loader epoch of ``samples`` images for ``--small`` and ``--large`` image counts, streamed
+  from the file index (``trainables.classify_data``); the in-memory loader (every image
+  decoded to RGB first, the pre-issue-14 loader) only up to ``--memory-max`` images;
+- loader images/s (decode + augment + collate, no training step), and CPU ms per delivered
+  image of all its processes (robust to other load: the images/s the loader would reach on
+  free cores follow from it), streamed with
+  ``--workers`` worker processes against the in-memory arrays augmented in the training
+  process, alternating, ``--rounds`` times each, on the ``--small`` set;
+- CPU milliseconds per image of each stage (decode, augment grey / RGB, a resnet18 training
+  step), to say what limits throughput.
 
 Run: ``.venv/bin/python bench/pretrain_data.py [--small 5000 --large 20000 --side 512]``
 """
@@ -18,7 +25,9 @@ Run: ``.venv/bin/python bench/pretrain_data.py [--small 5000 --large 20000 --sid
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -29,25 +38,36 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+N_CLASSES = 8
 
 
 def write_images(root: Path, count: int, side: int) -> Path:
-    """``count`` JPEG micrograph-like textures in 4 classes (written once, then reused)."""
-    import cv2
+    """``count`` synthetic micrographs in 8 classes (written once, then reused)."""
+    from trainables.data.synth import generate
 
-    done = root / f"n{count}-s{side}"
-    if (done / "train").is_dir():
-        return done
-    rng = np.random.default_rng(0)
-    for split, n in (("train", count), ("val", max(8, count // 50))):
-        for i in range(n):
-            c = i % 4
-            sub = done / split / f"class{c}"
-            sub.mkdir(parents=True, exist_ok=True)
-            small = rng.random((side // (4 << c), side // (4 << c)), dtype=np.float32)
-            img = cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
-            cv2.imwrite(str(sub / f"{i:06d}.jpg"), (img * 255).clip(0, 255).astype(np.uint8))
+    done = root / f"micronet-{count}-{side}"
+    record = done / "synth.json"
+    if not record.is_file() or '"complete": true' not in record.read_text():
+        per_class = count // N_CLASSES
+        generate("micronet", done, n_train=per_class, n_val=max(1, per_class // 50),
+                 size=side, progress=True)  # fmt: skip
     return done
+
+
+def manifest(folder: Path, count: int) -> Path:
+    """A ``path,label,split`` manifest of ``count`` train entries (``count / 8`` per class,
+    cycling over the class's files when it has fewer) and all val files of ``folder``."""
+    out = folder.parent / f"{folder.name}-{count}.csv"
+    rows = []
+    for split in ("train", "val"):
+        for cls in sorted(p.name for p in (folder / split).iterdir()):
+            files = sorted((folder / split / cls).glob("*.png"))
+            if split == "train":
+                files = [files[i % len(files)] for i in range(count // N_CLASSES)]
+            rows += [(str(f), cls, split) for f in files]
+    with out.open("w", newline="") as fh:
+        csv.writer(fh).writerows([("path", "label", "split"), *rows])
+    return out
 
 
 def _tree_pss(pid: int) -> int:
@@ -87,60 +107,96 @@ def peak_rss(fn) -> tuple[float, float]:
     return elapsed, peak[0] / 2**20
 
 
-def case(folder: str, mode: str, samples: int, workers: int, size: int) -> dict:
-    """One measurement in this process: ``mode`` is streamed, memory or loader-only variants."""
+def _load(source: str):
+    from trainables.classify_data import load_image_folder, load_manifest
+
+    return load_manifest(source) if source.endswith(".csv") else load_image_folder(source)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (the loader's workers)."""
+    import resource
+
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def case(source: str, mode: str, samples: int, workers: int, size: int) -> dict:
+    """One measurement in this process: ``mode`` is streamed or memory."""
     import torch
     from torch.utils.data import DataLoader
 
-    from trainables.classify import ImageDataset, train_augmentation
-    from trainables.classify_data import load_image_folder, read_rgb
+    from trainables.classify import (
+        ImageDataset,
+        collate_images,
+        loader_worker_init,
+        train_augmentation,
+    )
+    from trainables.classify_data import read_rgb
 
     torch.set_num_threads(1)
     out: dict = {}
 
     def run() -> None:
-        data = load_image_folder(folder)
-        split = data.splits["train"]
+        split = _load(source).splits["train"]
         images = [read_rgb(p) for p in split.paths] if mode == "memory" else None
         ds = ImageDataset(split, train_augmentation(size), seed=0, length=samples, images=images)
-        loader = DataLoader(ds, batch_size=32, num_workers=0 if images else workers)
-        t0 = time.perf_counter()
+        if images:  # the pre-issue-14 loader: decoded arrays, augmented in this process
+            loader = DataLoader(ds, batch_size=32, collate_fn=collate_images)
+        else:  # as PretrainTrial builds it
+            loader = DataLoader(ds, batch_size=32, num_workers=workers, prefetch_factor=2,
+                                worker_init_fn=loader_worker_init,
+                                collate_fn=collate_images)  # fmt: skip
+        t0, cpu0 = time.perf_counter(), _cpu_s()
         n = sum(len(labels) for _, labels in loader)
         out["images_per_s"] = n / (time.perf_counter() - t0)
+        del loader  # its workers exit and are reaped: their CPU time is counted
+        out["cpu_ms"] = 1e3 * (_cpu_s() - cpu0) / n
         out["files"] = len(split)
 
     out["seconds"], out["peak_mib"] = peak_rss(run)
     return out
 
 
-def per_image(folder: str, size: int) -> dict:
-    """Milliseconds per image of decode, augment and a training step."""
+def _cpu_ms(fn, items: list) -> tuple[float, list]:
+    """CPU (not wall) milliseconds per item of ``fn`` in this process: less disturbed by
+    other load on a shared machine; and the results."""
+    t0 = time.process_time()
+    out = [fn(x) for x in items]
+    return 1e3 * (time.process_time() - t0) / len(items), out
+
+
+def per_image(source: str, size: int) -> dict:
+    """CPU milliseconds per image of decode, augment and a training step, one thread."""
+    import cv2
     import torch
 
     from trainables.classify import ClassificationLoss, Classifier, train_augmentation
-    from trainables.classify_data import load_image_folder, read_rgb
+    from trainables.classify_data import read_pixels, read_rgb
     from trainables.loop import train_one_epoch
     from trainables.runtime import Runtime
 
     torch.set_num_threads(1)
-    paths = load_image_folder(folder).splits["train"].paths[:64]
-    t0 = time.perf_counter()
-    images = [read_rgb(p) for p in paths]
-    decode = (time.perf_counter() - t0) / len(paths)
+    cv2.setNumThreads(1)  # as in the loader's workers
+    train = _load(source).splits["train"]
+    paths = [train.paths[i] for i in range(0, len(train), max(1, len(train) // 64))][:64]
+    decode_rgb, rgb = _cpu_ms(read_rgb, paths)
+    decode, grey = _cpu_ms(read_pixels, paths)
     aug = train_augmentation(size)
-    t0 = time.perf_counter()
-    crops = [aug(image=im)["image"] for im in images]
-    augment = (time.perf_counter() - t0) / len(paths)
-    x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
+    augment_rgb, _ = _cpu_ms(lambda im: aug(image=im)["image"], rgb)
+    augment, crops = _cpu_ms(lambda im: aug(image=im)["image"], grey)
+    x = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2)).expand(-1, 3, -1, -1)
     batches = [(x[i : i + 16], torch.zeros(16, dtype=torch.long)) for i in range(0, 48, 16)]
     model = Classifier("resnet18", 4)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     rt = Runtime(device=torch.device("cpu"))
     train_one_epoch(model, batches[:1], ClassificationLoss(), opt, rt)  # warm-up
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     train_one_epoch(model, batches, ClassificationLoss(), opt, rt)
-    step = (time.perf_counter() - t0) / 48
-    return {"decode_ms": 1e3 * decode, "augment_ms": 1e3 * augment, "step_ms": 1e3 * step}
+    step = 1e3 * (time.process_time() - t0) / 48
+    grey_share = float(np.mean([im.shape[2] == 1 for im in grey]))
+    return {"decode_ms": decode, "decode_rgb_ms": decode_rgb, "augment_ms": augment,
+            "augment_rgb_ms": augment_rgb, "step_ms": step, "grey": grey_share}  # fmt: skip
 
 
 def subprocess_json(*args: str) -> dict:
@@ -149,44 +205,78 @@ def subprocess_json(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def uptime() -> str:
+    return os.popen("uptime").read().strip()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, default=Path("/tmp/microsweep-bench-pretrain"))
     p.add_argument("--small", type=int, default=5000)
     p.add_argument("--large", type=int, default=20000)
+    p.add_argument("--mid", type=int, nargs="*", default=[], help="more streamed-only counts")
+    p.add_argument("--distinct", type=int, default=None, help="images written (default: large)")
     p.add_argument("--side", type=int, default=512)
     p.add_argument("--size", type=int, default=224, help="training crop")
-    p.add_argument("--samples", type=int, default=512, help="images per measured epoch")
+    p.add_argument("--samples", type=int, default=2048, help="images per measured epoch")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="alternations of the speed cases")
+    p.add_argument("--memory-max", type=int, default=5000, help="largest in-memory case")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child is not None:
-        kind, folder, *rest = args.child
+        kind, source, *rest = args.child
         result = (
-            per_image(folder, int(rest[0]))
+            per_image(source, int(rest[0]))
             if kind == "per_image"
-            else case(folder, kind, int(rest[0]), int(rest[1]), int(rest[2]))
+            else case(source, kind, int(rest[0]), int(rest[1]), int(rest[2]))
         )
         print(json.dumps(result))
         return
+    print(uptime())
     t0 = time.perf_counter()
-    folders = {n: write_images(args.root, n, args.side) for n in (args.small, args.large)}
-    print(f"images ready in {time.perf_counter() - t0:.0f} s under {args.root}")
-    rows = {}
-    for n, folder in folders.items():
-        for mode in ("streamed", "memory"):
-            extra = (str(args.samples), str(args.workers), str(args.size))
-            rows[(n, mode)] = r = subprocess_json(mode, str(folder), *extra)
-            print(f"{n:6d} images {mode:8s}: peak {r['peak_mib']:7.0f} MiB  "
-                  f"loader {r['images_per_s']:6.1f} img/s  ({r['seconds']:.0f} s)")  # fmt: skip
+    folder = write_images(args.root, args.distinct or args.large, args.side)
+    counts = sorted({args.small, *args.mid, args.large})
+    sources = {n: str(manifest(folder, n)) for n in counts}
+    print(f"{args.distinct or args.large} images ready in {time.perf_counter() - t0:.0f} s "
+          f"under {folder}; manifests of {args.small} and {args.large} entries")  # fmt: skip
+    extra = (str(args.samples), str(args.workers), str(args.size))
+    rows: dict = {}
+    for _ in range(args.rounds):
+        for n, source in sources.items():
+            for mode in ("streamed", "memory"):
+                if mode == "memory" and (n > args.memory_max or n != args.small):
+                    continue
+                r = subprocess_json(mode, source, *extra)
+                rows.setdefault((n, mode), []).append(r)
+                print(f"{n:6d} images {mode:8s}: peak {r['peak_mib']:7.0f} MiB  "
+                      f"loader {r['images_per_s']:6.1f} img/s, {r['cpu_ms']:.1f} ms CPU/img  "
+                      f"({r['seconds']:.0f} s)  "
+                      f"[{uptime().split('load average: ')[1]}]", flush=True)  # fmt: skip
+    peak = {k: max(r["peak_mib"] for r in v) for k, v in rows.items()}
+    rate = {k: float(np.mean([r["images_per_s"] for r in v])) for k, v in rows.items()}
     small, large = args.small, args.large
-    growth = rows[(large, "streamed")]["peak_mib"] / rows[(small, "streamed")]["peak_mib"]
-    speed = rows[(small, "streamed")]["images_per_s"] / rows[(small, "memory")]["images_per_s"]
-    print(f"streamed peak memory {large} vs {small} images: {growth:.2f}x")
+    peaks = ", ".join(f"{peak[(n, 'streamed')]:.0f} MiB ({n})" for n in counts)
+    growth = peak[(large, "streamed")] / peak[(small, "streamed")]
+    print(f"streamed peak memory by images: {peaks}; {large} vs {small}: {growth:.2f}x")
+    speed = rate[(small, "streamed")] / rate[(small, "memory")]
     print(f"streamed ({args.workers} workers) / in-memory loader images/s: {speed:.2f}x")
-    cost = subprocess_json("per_image", str(folders[small]), str(args.size))
-    print("per image: decode {decode_ms:.1f} ms, augment {augment_ms:.1f} ms, "
-          "training step (resnet18 fp32, 1 thread) {step_ms:.1f} ms".format(**cost))  # fmt: skip
+    cpu = {
+        m: float(np.mean([r["cpu_ms"] for r in rows[(small, m)]])) for m in ("streamed", "memory")
+    }
+    print(f"CPU per delivered image (all loader processes): streamed {cpu['streamed']:.1f} ms, "
+          f"in-memory {cpu['memory']:.1f} ms; on {args.workers} free cores vs 1: "
+          f"{args.workers * cpu['memory'] / cpu['streamed']:.2f}x in-memory images/s")  # fmt: skip
+    cost = subprocess_json("per_image", sources[small], str(args.size))
+    print("CPU per image: decode {decode_ms:.1f} ms (to RGB {decode_rgb_ms:.1f}), augment "
+          "{augment_ms:.1f} ms (RGB {augment_rgb_ms:.1f}), training step (resnet18 fp32, "
+          "1 thread) {step_ms:.1f} ms; grey share {grey:.0%}".format(**cost))  # fmt: skip
+    stream_ms = cost["decode_ms"] + cost["augment_ms"]
+    print(f"limit: streamed loader ~{1e3 * args.workers / stream_ms:.0f} img/s of CPU on "
+          f"{args.workers} workers (decode {cost['decode_ms'] / stream_ms:.0%}), in-memory "
+          f"~{1e3 / cost['augment_rgb_ms']:.0f} img/s (augment only); a training step costs "
+          f"{cost['step_ms'] / stream_ms:.0f}x an image's decode + augment")  # fmt: skip
+    print(uptime())
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ def one_trial_experiment(
     data: Mapping[str, Any],
     run_dir: Path,
     cpus: int,
+    workers: int = 1,
     base_dir: Path = Path("."),
 ) -> Experiment:
-    """The experiment of one trial with ``config``; ``run_dir`` is its run folder."""
+    """The experiment of one trial with ``config``; ``run_dir`` is its run folder; ``cpus``
+    per worker, ``workers`` data-parallel workers (tasks that support it: pretraining)."""
     space = {k: v for k, v in config.items() if k not in ("max_epochs", "seed")}
     scheduler = {"name": "fifo"}
     if "max_epochs" in config:
@@ -42,7 +44,7 @@ def one_trial_experiment(
         "space": space,
         "search": {"seed": int(config.get("seed", 0))},
         "scheduler": scheduler,
-        "resources": {"cpu": cpus},
+        "resources": {"cpu": cpus, "workers_per_trial": workers},
         "fault": {"checkpoints_to_keep": int(config.get("checkpoints_to_keep", 2))},
         "storage": str(run_dir.parent),
     }

@@ -27,17 +27,19 @@ def run_pretrain(
     *,
     storage: Path | None = None,
     cpus: int | None = None,
+    workers: int = 1,
 ) -> ZooEntry:
     """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
     Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None).
 
-    ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI."""
-    import os
-
+    ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI.
+    ``workers`` > 1 trains data-parallel through Ray Train, ``cpus`` each (default: this
+    machine's CPUs shared among them)."""
     cfg = PretrainConfig.from_dict(config)  # fail here, in one line, before starting Ray
     if not cfg.zoo_name:
         raise UserError("pretraining needs `zoo_dir` and `zoo_name` to export the encoder")
     check_zoo_name_free(cfg)
+    cpus = local_cpus_per_worker(cpus, workers)
     folder = Path(storage) if storage else Path(tempfile.mkdtemp(prefix="microsweep-pretrain-"))
     run_dir = folder / "pretrain"
     shutil.rmtree(run_dir, ignore_errors=True)  # one trial: a previous run is not resumed
@@ -46,7 +48,8 @@ def run_pretrain(
         config,
         data=_data_block(str(data_root)),
         run_dir=run_dir,
-        cpus=cpus or os.cpu_count() or 1,
+        cpus=cpus,
+        workers=workers,
     )
     try:
         row = run_one_trial(exp)
@@ -56,6 +59,26 @@ def run_pretrain(
     if not row.get(K.ZOO_ENTRY):
         raise UserError("pretraining ended without exporting an encoder; see the log above")
     return get_zoo_entry(Path(cfg.zoo_dir), row[K.ZOO_ENTRY])
+
+
+def local_cpus_per_worker(cpus: int | None, workers: int) -> int:
+    """CPUs per worker for a run on this machine; a one-line UserError when ``workers`` x
+    ``cpus`` do not fit (Ray Train would wait for them forever)."""
+    import os
+
+    have = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"`--workers` must be an integer >= 1, but got {workers!r}")
+    if cpus is None:
+        cpus = max(1, have // workers)
+    if cpus < 1:
+        raise UserError(f"`--cpus` must be >= 1, but got {cpus}")
+    if cpus * workers > have:
+        raise UserError(
+            f"--workers {workers} x --cpus {cpus} = {cpus * workers} CPUs, but this machine "
+            f"has {have}; lower --workers or --cpus"
+        )
+    return cpus
 
 
 def _data_block(data: str) -> dict[str, str]:

@@ -138,7 +138,7 @@ def test_micronet_is_an_image_folder_per_class(tmp_path: Path) -> None:
             files = sorted((out / split / name).glob("*.png"))
             assert len(files) == n
             img = Image.open(files[0])
-            assert img.mode == "RGB" and img.size == (48, 48)
+            assert img.mode == "L" and img.size == (48, 48)  # grey, like most micrographs
     assert not (out / "data.yaml").exists()
     assert json.loads((out / "synth.json").read_text())["classes"] == classes
 

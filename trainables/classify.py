@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from core.errors import DataError
-from trainables.classify_data import ClassifySplit, ImageProblem, read_rgb
+from trainables.classify_data import ClassifySplit, ImageProblem, read_pixels
 from trainables.loop import check_finite
 from trainables.models import validate_encoder
 from trainables.runtime import Runtime
@@ -64,8 +64,10 @@ def eval_transform(size: int) -> A.Compose:
 
 class ImageDataset(Dataset):
     """Augmented images of a split, decoded per sample (in the loader's workers); sample ``i``
-    of an epoch depends only on (seed, i). ``images`` (decoded arrays, in the split's order)
-    skips decoding, for measurements against an in-memory dataset."""
+    of an epoch depends only on (seed, i). Items are ``(C, size, size)`` uint8 tensors, C = 1
+    for grey images (augmented as one channel) or 3, and int labels; batch them with
+    :func:`collate_images`. ``images`` (decoded HxWx1|3 arrays, in the split's order) skips
+    decoding, for measurements against an in-memory dataset."""
 
     def __init__(
         self,
@@ -88,16 +90,34 @@ class ImageDataset(Dataset):
         k = int(self.order[index])
         self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
         image = self.images[k] if self.images is not None else self._decode(k)
-        image = self.augment(image=image)["image"]
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(
-            self.split.labels[k]
-        )
+        image = torch.from_numpy(self.augment(image=image)["image"]).permute(2, 0, 1)
+        return image.contiguous(), int(self.split.labels[k])
 
     def _decode(self, k: int) -> np.ndarray:
         try:
-            return read_rgb(self.split.paths[k])
+            return read_pixels(self.split.paths[k])
         except ImageProblem as err:  # changed since the header check, or damaged after it
             raise DataError([f"{self.split.paths[k]}: {err}"]) from None
+
+
+def collate_images(
+    items: Sequence[tuple[torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, C, H, W)`` uint8 and ``(N,)`` labels. An all-grey batch stays one channel: a
+    third of the bytes between loader workers and the training process (and to a GPU); the
+    normalisation (:meth:`Runtime.prepare`) broadcasts it to 3 channels. In a mixed batch the
+    grey images are replicated."""
+    images = [image for image, _ in items]
+    if len({image.shape[0] for image in images}) > 1:
+        images = [image.expand(3, -1, -1) for image in images]
+    return torch.stack(images), torch.tensor([label for _, label in items], dtype=torch.long)
+
+
+def loader_worker_init(_worker_id: int) -> None:
+    """In each DataLoader worker: OpenCV on one thread. A worker is one of several decoding
+    processes per training process; OpenCV's own thread pool (one per core) in each of them
+    oversubscribes the cores."""
+    cv2.setNumThreads(1)
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:

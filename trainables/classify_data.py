@@ -76,6 +76,20 @@ def read_rgb(path: str) -> np.ndarray:
     return to_rgb8(decode_bytes(data, suffix=Path(path).suffix)[0])[0]
 
 
+def read_pixels(path: str) -> np.ndarray:
+    """:func:`read_rgb`, except that an 8-bit grey image stays HxWx1: most micrographs are
+    grey, and augmenting one channel instead of three copies costs a third (the loader
+    replicates it to 3 channels after augmentation). Raises :class:`ImageProblem`."""
+    loc = Location.parse(path)
+    data = loc.read_bytes() if loc.is_uri else Path(path).read_bytes()
+    raw = decode_bytes(data, suffix=Path(path).suffix)[0]
+    if raw.dtype != np.uint8 or raw.ndim != 2:
+        return to_rgb8(raw)[0]
+    if raw.min() == raw.max():  # as to_rgb8 refuses it
+        raise ImageProblem(f"constant image (every pixel is {raw.flat[0]})")
+    return raw[..., None]
+
+
 # ------------------------------------------------------------------ header checks
 def header_problem(path: str) -> str | None:
     """Why ``path`` is not a readable image, judged from its header; None when it looks fine."""
@@ -234,5 +248,6 @@ __all__ = [
     "check_headers",
     "load_image_folder",
     "load_manifest",
+    "read_pixels",
     "read_rgb",
 ]

@@ -38,8 +38,10 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
+    collate_images,
     eval_transform,
     evaluate,
+    loader_worker_init,
     train_augmentation,
 )
 from trainables.classify_data import ClassificationData
@@ -127,9 +129,17 @@ class PretrainTrial:
         self.model = runtime.place(self.model)
         self.net = self.model if world == 1 else _ddp(self.model, runtime)
         workers = cfg.loader_workers if cfg.loader_workers >= 0 else min(cpus, 4)
-        self.loader_args = {"batch_size": cfg.batch_size, "num_workers": workers}
+        self.loader_args = {
+            "batch_size": cfg.batch_size,
+            "num_workers": workers,
+            "collate_fn": collate_images,
+        }
         if workers:  # each worker holds prefetch_factor batches: memory stays bounded
-            self.loader_args.update(prefetch_factor=2, pin_memory=runtime.device.type == "cuda")
+            self.loader_args.update(
+                prefetch_factor=2,
+                pin_memory=runtime.device.type == "cuda",
+                worker_init_fn=loader_worker_init,
+            )
         self.opt = torch.optim.SGD(
             self.model.parameters(),
             lr=scaled_lr(cfg, workers=world),

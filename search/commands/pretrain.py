@@ -35,7 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=_DEFAULTS.lr)
     p.add_argument("--lr-step", type=int, default=_DEFAULTS.lr_step, help="StepLR step (epochs)")
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    p.add_argument("--cpus", type=int, default=None, help="CPUs for the trial (default: all)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="data-parallel Ray Train workers (DDP; each its own process, --cpus CPUs and "
+        "--batch-size images per step); default 1",
+    )
+    p.add_argument(
+        "--cpus", type=int, default=None, help="CPUs per worker (default: all CPUs / --workers)"
+    )
     p.add_argument("--storage", type=Path, default=None, help="keep Ray's run folder here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing zoo entry")
     p.set_defaults(func=run)
@@ -50,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         "patience": args.patience, "size": args.size, "batch_size": args.batch_size,
         "lr": args.lr, "lr_step": args.lr_step, "seed": args.seed,
     }  # fmt: skip
-    entry = run_pretrain(args.data, config, storage=args.storage, cpus=args.cpus)
+    entry = run_pretrain(
+        args.data, config, storage=args.storage, cpus=args.cpus, workers=args.workers
+    )
     print(json.dumps(entry.to_dict(), indent=2))
     return 0

@@ -1,6 +1,7 @@
 """A MicroNet-like image-folder classification set of procedural microstructures.
 
-``OUT/{train,val}/<class>/NAME.png`` (RGB uint8, grey content). Every class draws its feature
+``OUT/{train,val}/<class>/NAME.png`` (8-bit grey, like most SEM/optical micrographs; the
+loaders replicate grey to 3 channels). Every class draws its feature
 size, volume fraction, polarity and imaging per image, so classes overlap in brightness and
 scale and must be told apart by morphology: learnable, but not trivially.
 """
@@ -19,7 +20,6 @@ from trainables.data.synth._common import (
     Settings,
     disks,
     finish,
-    grey_to_rgb,
     image_rng,
     save_image,
     smooth_noise,
@@ -66,6 +66,10 @@ def dendrites(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     yy += 3 * scale * smooth_noise(rng, (size, size), 12 * scale)
     xx += 3 * scale * smooth_noise(rng, (size, size), 12 * scale)
+    warp = max(
+        float(np.abs(yy - np.arange(size)[:, None]).max()),
+        float(np.abs(xx - np.arange(size)).max()),
+    )
     solid = np.zeros((size, size), bool)
     for _ in range(rng.integers(1, 4)):
         cy, cx, tilt = rng.uniform(0, size), rng.uniform(0, size), rng.uniform(0, np.pi / 2)
@@ -76,13 +80,29 @@ def dendrites(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
         )
         for arm in range(4):
             a = tilt + arm * np.pi / 2
-            along = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
-            across = np.abs(-(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a))
+            box = _arm_box(size, cy, cx, a, length, max(1.5 * width, 0.35 * length), warp)
+            x, y = xx[box] - cx, yy[box] - cy
+            along = x * np.cos(a) + y * np.sin(a)
+            across = np.abs(-x * np.sin(a) + y * np.cos(a))
             inside = (along >= 0) & (along <= length)
             side = 0.35 * length * (1 - along / length)
             branch = (np.mod(along, period) < width) & (across < side)
-            solid |= inside & ((across < width * (1.5 - along / length)) | branch)
+            solid[box] |= inside & ((across < width * (1.5 - along / length)) | branch)
     return 0.3 + 0.4 * solid
+
+
+def _arm_box(size: int, cy: float, cx: float, a: float, length: float, half: float, margin: float):
+    """Slices of the pixels an arm (``length`` along angle ``a``, at most ``half`` to either
+    side) can cover in a frame warped by up to ``margin`` pixels: the rest is never inside,
+    so each arm costs its own area instead of the whole image's."""
+    along, across = np.array([0, length, 0, length]), np.array([half, half, -half, -half])
+    ys = cy + along * np.sin(a) + across * np.cos(a)
+    xs = cx + along * np.cos(a) - across * np.sin(a)
+
+    def span(v: np.ndarray) -> slice:
+        return slice(int(max(0, v.min() - margin - 1)), int(min(size, v.max() + margin + 2)))
+
+    return span(ys), span(xs)
 
 
 def _particles(rng: np.random.Generator, size: int, radius: float, fraction: float, spread: float):
@@ -175,6 +195,6 @@ def _job(out: Path, settings: Settings, split: str, class_name: str, index: int)
 
     def write() -> None:
         rng = image_rng(settings.seed, SPLIT_CODES[split], code, index)
-        save_image(grey_to_rgb(render(rng, class_name, settings.size)), out / rel)
+        save_image(render(rng, class_name, settings.size), out / rel)
 
     return [rel], write

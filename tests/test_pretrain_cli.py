@@ -1,0 +1,59 @@
+"""`microsweep pretrain --workers N`: parsed into a Ray Train experiment and planned, no Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import search.pretrain
+from search import cli
+from search.plan import make_plan
+from trainables.data.synth import generate
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mn") / "mn"
+    return generate("micronet", out, n_train=2, n_val=1, size=32, n_classes=2)
+
+
+def _args(folder: Path, tmp_path: Path, *extra: str) -> list[str]:
+    zoo = ["--zoo", str(tmp_path / "zoo"), "--name", "r", "--encoder", "tu-test_resnet"]
+    return ["pretrain", "--data", str(folder), *zoo, "--size", "32", *extra]
+
+
+def test_workers_reach_the_experiment_and_its_plan(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    seen = {}
+
+    def fake_run(exp, **_):  # stands in for Ray: the experiment the CLI built, planned
+        seen["exp"], seen["plan"] = exp, make_plan(exp, feasibility=False, slots=1)
+        return {}  # no zoo entry: the command must then fail, not exit 0
+
+    monkeypatch.setattr(search.pretrain, "run_one_trial", fake_run)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert cli.main(_args(folder, tmp_path, "--workers", "2")) == cli.EXIT_USER_ERROR
+    exp = seen["exp"]
+    assert exp.kind == "pretraining" and exp.task.multi_worker
+    assert (exp.resources.workers_per_trial, exp.resources.cpu) == (2, 2)  # 4 CPUs shared
+    assert seen["plan"].trials == 1
+    assert "without exporting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--workers", "0"), "`--workers` must be an integer >= 1, but got 0"),
+        (("--workers", "3", "--cpus", "2"), "--workers 3 x --cpus 2 = 6 CPUs, but this machine"),
+    ],
+)
+def test_bad_workers_are_one_line_before_ray(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, extra, message
+) -> None:
+    monkeypatch.setattr(search.pretrain, "run_one_trial", pytest.fail)  # never reached
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert cli.main(_args(folder, tmp_path, *extra)) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
