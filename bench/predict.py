@@ -5,13 +5,17 @@ The same model (Unet-resnet18, briefly trained here on EBC1's training images, o
 images from ``../shared/data/nasa-benchmark`` when present, synthetic EBC images otherwise):
 
 - **ours**: :meth:`trainables.package.SegmentationModel.predict` (whole image in one pass up
-  to the package's tile size, linear-taper blending above it), in fp32 and in the runtime's
-  best CPU setting (bf16 autocast + channels_last when the CPU has native bf16);
+  to the package's tile size, linear-taper blending above it) as ``microsweep predict`` runs
+  it (``load_model``'s default: BatchNorm folded into the convolutions, channels_last), in
+  fp32 and in the runtime's best CPU setting (bf16 autocast, when the CPU has native bf16);
+  also in fp32 with ``optimise=False`` (smp's modules as trained, NCHW), to show what the
+  inference transforms add;
 - **reference**: a re-implementation of ``segmentation_models_inference`` in NASA's
   pretrained-microscopy-models (512² tiles, stride 256, reflect padding of half a stride,
   constant padding to a multiple of 512, only each tile's centre kept, the outputs grown
-  with ``np.append`` in float64, batches of 8), fp32. It returns per-class booleans; the
-  class map compared here is the argmax of the same probabilities.
+  with ``np.append`` in float64, batches of 8), fp32, on smp's model as trained (NCHW,
+  BatchNorm kept), as NASA's code runs it. It returns per-class booleans; the class map
+  compared here is the argmax of the same probabilities.
 
 Prints seconds per image, the speed ratios (targets: >= 5x fp32, >= 12x best CPU setting),
 megapixels/s and the pixel agreement of the class maps (target >= 99.5 %).
