@@ -5,13 +5,17 @@ The same model (Unet-resnet18, briefly trained here on EBC1's training images, o
 images from ``../shared/data/nasa-benchmark`` when present, synthetic EBC images otherwise):
 
 - **ours**: :meth:`trainables.package.SegmentationModel.predict` (whole image in one pass up
-  to the package's tile size, linear-taper blending above it), in fp32 and in the runtime's
-  best CPU setting (bf16 autocast + channels_last when the CPU has native bf16);
+  to the package's tile size, linear-taper blending above it) as ``microsweep predict`` runs
+  it (``load_model``'s default: BatchNorm folded into the convolutions, channels_last), in
+  fp32 and in the runtime's best CPU setting (bf16 autocast, when the CPU has native bf16);
+  also in fp32 with ``optimise=False`` (smp's modules as trained, NCHW), to show what the
+  inference transforms add;
 - **reference**: a re-implementation of ``segmentation_models_inference`` in NASA's
   pretrained-microscopy-models (512² tiles, stride 256, reflect padding of half a stride,
   constant padding to a multiple of 512, only each tile's centre kept, the outputs grown
-  with ``np.append`` in float64, batches of 8), fp32. It returns per-class booleans; the
-  class map compared here is the argmax of the same probabilities.
+  with ``np.append`` in float64, batches of 8), fp32, on smp's model as trained (NCHW,
+  BatchNorm kept), as NASA's code runs it. It returns per-class booleans; the class map
+  compared here is the argmax of the same probabilities.
 
 Prints seconds per image, the speed ratios (targets: >= 5x fp32, >= 12x best CPU setting),
 megapixels/s and the pixel agreement of the class maps (target >= 99.5 %).
@@ -131,15 +135,16 @@ def main() -> None:
         print(f"data: {label}, {len(images)} test image(s) of 1024², {torch.get_num_threads()} "
               f"threads, load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
         pkg = args.model or train_package(spec, data, Path(tmp) / "model", epochs=args.epochs)
-        fp32 = load_model(pkg, device="cpu", precision="fp32")
-        variants = {"ours fp32": fp32}
+        # the reference runs smp's model as trained (NCHW, BatchNorm kept), as NASA's code does
+        plain = load_model(pkg, device="cpu", precision="fp32", optimise=False)
+        variants = {"ours fp32, not optimised": plain,
+                    "ours fp32": load_model(pkg, device="cpu", precision="fp32")}  # fmt: skip
         if cpu_has_bf16():
-            variants["ours bf16+channels_last"] = load_model(pkg, device="cpu", precision="bf16")
-        report(images, fp32, variants, repeats=args.repeats)
+            variants["ours bf16"] = load_model(pkg, device="cpu", precision="bf16")
+        report(images, plain.models[0], len(plain.classes), variants, repeats=args.repeats)
 
 
-def report(images, fp32, variants, *, repeats: int) -> None:
-    ref_model, classes = fp32.models[0], len(fp32.classes)
+def report(images, ref_model, classes: int, variants, *, repeats: int) -> None:
     wall = dict.fromkeys(["reference fp32", *variants], 0.0)
     cpu = dict.fromkeys(wall, 0.0)
     agree: dict[str, list[float]] = {name: [] for name in variants}

@@ -37,9 +37,8 @@ class Runtime:
     def prepare(self, batch_uint8: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` uint8 on the CPU -> normalised float input on the device."""
         x = normalize(batch_uint8.to(self.device, non_blocking=True))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
 
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)
