@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,16 +261,41 @@ def replay_experiment(workdir: Path, order: list[int], sched: Any, s: SimulateSe
         "name": f"replay-{sched.name}", "kind": "replay",
         "data": {"curves": str(workdir / "curves.parquet")},
         "space": {"curve": points},
-        "search": {"algorithm": "grid", "seed": 0, "max_concurrent": s.gpus},
+        "search": {"algorithm": "grid", "seed": 0},  # --gpus bounds the concurrency
         "scheduler": {"name": sched.name, "max_epochs": sched.max_epochs,
                       "grace_epochs": sched.grace_epochs,
                       "reduction_factor": sched.reduction_factor},
         "train": {"speedup": s.speedup},
         "resources": {"cpu": 1, "gpu": 1},
-        "fault": {"max_failures": 0, "checkpoints_to_keep": 1},
+        # Ray forces an experiment snapshot whenever a trial has written `checkpoints_to_keep`
+        # checkpoints since the last one: with 1, one snapshot of every trial's state per
+        # checkpoint (O(trials) each). The sweep default, 2, as a real sweep has it.
+        "fault": {"max_failures": 0, "checkpoints_to_keep": 2},
         "storage": str(workdir / "runs"),
     }  # fmt: skip
     return parse_experiment(raw, base_dir=workdir)
+
+
+# Ray settings of the replay's driver that change no scheduling decision
+RAY_REPLAY_ENV = {
+    # Ray's result.json / progress.csv / TensorBoard files per trial: a replay reads only our
+    # own record (epochs.parquet), and TensorBoard's fsync per result cost 10 % of the driver
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def ray_replay(
@@ -292,7 +318,7 @@ def ray_replay(
         write_curves(work / "curves.parquet", trials, size)
         exp = replay_experiment(work, order, sched, s)
         t0 = time.monotonic()
-        with contextlib.redirect_stdout(io.StringIO()):  # Ray's status tables, every few s
+        with contextlib.redirect_stdout(io.StringIO()), _env(RAY_REPLAY_ENV):
             result = run_sweep(exp, printer=lambda line: None)
         wall = time.monotonic() - t0
         launched = ray_order(result.trials)
