@@ -23,6 +23,7 @@ from analysis import results as R
 from search.arrivals import ArrivalLog
 from search.experiment import load_experiment
 from search.launch import run_sweep
+from search.simulate_fidelity import report_lines
 
 RECORDED = Path(__file__).parent / "recorded" / "asha_vs_fifo"  # the curves, for the replay
 RECORD_FILES = (R.RUN_FILE, R.TRIALS_FILE, R.EPOCHS_FILE, "arrivals.parquet", "experiment.json")
@@ -118,6 +119,8 @@ def main() -> None:
     print(f"ratio  {ratio['best']:12.3f} {ratio['trial_epochs']:12.3f} {ratio['wall_s']:8.3f}")
     rho = rank_correlation(fifo, args.grace)
     print(f"Spearman(IoU at the first rung (epoch {args.grace}), final IoU) = {rho:.3f}")
+    print("\nThe replay of these runs (bench/simulate_fidelity.py):")
+    print("\n".join(report_lines(asha["run_dir"], fifo["run_dir"], slots=2, orders=200)))
     if args.record:
         record([asha["run_dir"], fifo["run_dir"]], args.record.resolve())
         print(f"recorded the run folders' curves in {args.record}")

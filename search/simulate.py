@@ -56,6 +56,7 @@ class SimulateSettings:
     ray: bool = False  # also run the first ASHA setting (order 0) through Ray Tune
     seed: int = 0
     out: str | None = None  # None: RUN/simulation
+    start_s: float = 0.0  # a trial's start before its first epoch (worker start, imports)
 
     def check(self) -> None:
         for name in ("gpus", "orders"):
@@ -71,6 +72,8 @@ class SimulateSettings:
             raise UserError(f"--max-epochs must be >= 1, but got {self.max_epochs}")
         if self.speedup <= 0:
             raise UserError(f"--speedup must be > 0, but got {self.speedup}")
+        if self.start_s < 0:
+            raise UserError(f"--start-s must be >= 0, but got {self.start_s}")
 
 
 @dataclass
@@ -129,7 +132,12 @@ def settings_grid(s: SimulateSettings, max_epochs: int) -> list[tuple[str, Any]]
 
 
 def replay_orders(
-    trials: S.Curves, settings: list[tuple[str, Any]], *, gpus: int, orders: list[list[int]]
+    trials: S.Curves,
+    settings: list[tuple[str, Any]],
+    *,
+    gpus: int,
+    orders: list[list[int]],
+    start_s: float = 0.0,
 ) -> pd.DataFrame:
     """Every setting on every order, on the simulated clock; one row each."""
     rows = []
@@ -143,6 +151,7 @@ def replay_orders(
                 rule=rule,
                 milestones=sched.rungs(),
                 max_epochs=sched.max_epochs,
+                overhead_s=start_s,
             )
             rows.append(_row(label, sched, k, out, path="event"))
     return pd.DataFrame(rows)
@@ -203,7 +212,7 @@ def simulate(s: SimulateSettings, *, printer: Printer = stderr_line) -> Simulati
         f"({curves.skipped} left out), {len(grid)} settings x {s.orders} orders on {s.gpus} GPUs"
     )
     t0 = time.monotonic()
-    rows = replay_orders(trials, grid, gpus=s.gpus, orders=orders)
+    rows = replay_orders(trials, grid, gpus=s.gpus, orders=orders, start_s=s.start_s)
     printer(f"simulate: {len(rows)} replays in {time.monotonic() - t0:.1f} s")
     ray_info: dict[str, Any] = {}
     if s.ray and len(grid) > 1:
@@ -308,9 +317,12 @@ def ray_replay(
     printer: Printer,
 ) -> dict[str, Any]:
     """Run one setting through Ray Tune (fake GPUs) and compare it with the replay."""
+    import ray
+
     from search.launch import run_sweep, start_ray
 
     label, sched = setting
+    ours = not ray.is_initialized()  # a Ray the caller started stays up
     start_ray(None, num_cpus=s.gpus, num_gpus=s.gpus)
     with tempfile.TemporaryDirectory(prefix="microsweep-simulate-") as tmp:
         work = Path(tmp)
@@ -323,6 +335,8 @@ def ray_replay(
         wall = time.monotonic() - t0
         launched = ray_order(result.trials)
         epochs = (exp.run_dir / "epochs.parquet").read_table().to_pandas()
+        if ours:  # before its log folder goes: Ray's log printer would say it is missing
+            ray.shutdown()
     event = S.run_cluster(
         trials, launched, gpus=s.gpus, rule=RayRule(sched.name, sched),
         milestones=sched.rungs(), max_epochs=max_epochs,

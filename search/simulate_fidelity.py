@@ -1,12 +1,17 @@
-"""Is ``microsweep simulate`` faithful to a real ASHA sweep? Compare a recorded ASHA run (with
-``arrivals.parquet``, :mod:`search.arrivals`) with the replay of its FIFO twin's curves
-(the same grid, every configuration to the end), as ``bench/asha_vs_fifo.py`` records them.
+"""Is ``microsweep simulate`` faithful to a real ASHA sweep? Two checks on the run folders
+``bench/asha_vs_fifo.py --record`` keeps (bench/recorded/asha_vs_fifo in the repository):
+
+- :func:`decisions`: the real ASHA run's results, in the order Ray's driver took them
+  (``arrivals.parquet``, :mod:`search.arrivals`), fed to Ray's ASHA rule as the replay asks it
+  (:class:`search.simulate.RayRule`): the trial-epochs it decides against the measured ones.
+- :func:`prediction`: the event replay of the FIFO twin's curves (the same grid, every
+  configuration to the end) in the real launch order and over random orders: what
+  ``microsweep simulate`` predicts for the ASHA/FIFO trial-epochs ratio before the ASHA run.
 
 Example::
 
-    check = fidelity("bench/recorded/asha_vs_fifo/bench-asha",
-                     "bench/recorded/asha_vs_fifo/bench-fifo", slots=2)
-    print("\\n".join(check.lines()))
+    d = decisions("bench/recorded/asha_vs_fifo/bench-asha")
+    assert d.mismatched == 0 and d.replayed == d.measured
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from analysis import fidelity as F
-from analysis import results as R
 from analysis import simulation as S
 from analysis.load import load_results
 from search.launch import EXPERIMENT_FILE
@@ -26,82 +31,95 @@ from search.simulate import RayRule, scheduler_settings
 
 
 @dataclass(frozen=True)
-class Fidelity:
+class Decisions:
+    measured: int  # the ASHA run's trial-epochs
+    replayed: int  # Ray's ASHA rule fed the run's results in Ray's order
+    mismatched: int  # trials whose replayed stop epoch differs from the real one
+    trials: int
+    start_s: float  # median start of a trial before its first epoch (F.start_overhead)
+
+    def line(self) -> str:
+        return (
+            f"Ray's ASHA rule on the ASHA run's results in Ray's order: {self.replayed} "
+            f"trial-epochs vs {self.measured} measured; {self.mismatched} of {self.trials} "
+            f"trials decided differently (median trial start {self.start_s:.1f} s)"
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
     measured: int  # the ASHA run's trial-epochs
     fifo: int  # the FIFO run's trial-epochs
-    replayed: int  # Ray's ASHA rule fed the ASHA run's results in Ray's order
-    mismatched: int  # trials whose replayed stop epoch differs from the real one
-    launch: int  # event replay of the FIFO curves, the real launch order, no start overhead
-    launch_overhead: int  # the same with the measured start overhead
-    overhead_s: float
-    orders: np.ndarray  # trial-epochs of the event replay over random orders (with overhead)
+    launch: int  # event replay of the FIFO curves in the real launch order, with start_s
+    orders: np.ndarray  # the same over random orders
     slots: int
-    curve_diff: float  # largest |val IoU| difference, ASHA vs FIFO run, same config and epoch
 
     def ratio(self, epochs: float) -> float:
         return float(epochs) / self.fifo
 
     def lines(self) -> list[str]:
-        lo, hi = np.quantile(self.orders, [0.05, 0.95]) if len(self.orders) else (np.nan,) * 2
+        lo, hi = np.quantile(self.orders, [0.05, 0.95])
         r = self.ratio
         return [
             f"measured: ASHA {self.measured} / FIFO {self.fifo} trial-epochs = "
             f"{r(self.measured):.3f}",
-            f"Ray's ASHA rule on the ASHA run's results in Ray's order: {self.replayed} "
-            f"({r(self.replayed):.3f}); {self.mismatched} trial(s) decided differently",
-            f"event replay of the FIFO curves, real launch order, {self.slots} slots: "
-            f"{self.launch} ({r(self.launch):.3f}); with the measured start overhead "
-            f"{self.overhead_s:.1f} s: {self.launch_overhead} ({r(self.launch_overhead):.3f})",
-            f"over {len(self.orders)} random orders: mean {r(self.orders.mean()):.3f}, "
-            f"5-95 % {r(lo):.3f}-{r(hi):.3f}",
-            f"ASHA run's val IoU vs the FIFO run's (same config and epoch): largest difference "
-            f"{self.curve_diff:.4f}",
+            f"simulated from the FIFO curves, {self.slots} at once, the real launch order: "
+            f"{self.launch} ({r(self.launch):.3f}); over {len(self.orders)} random orders: "
+            f"mean {r(self.orders.mean()):.3f}, 5-95 % {r(lo):.3f}-{r(hi):.3f}",
         ]
 
 
-def _scheduler(run: Path) -> dict:
-    return json.loads((run / EXPERIMENT_FILE).read_text())["raw"]["scheduler"]
+def asha_settings(run: str | Path) -> Any:
+    """The ASHA settings the run was swept with (its ``experiment.json``)."""
+    raw = json.loads((Path(run) / EXPERIMENT_FILE).read_text())["raw"]["scheduler"]
+    return scheduler_settings("asha", int(raw["grace_epochs"]), int(raw["reduction_factor"]),
+                              int(raw["max_epochs"]))  # fmt: skip
 
 
-def fidelity(asha_run: str | Path, fifo_run: str | Path, *, slots: int, orders: int = 50,
-             seed: int = 0) -> Fidelity:  # fmt: skip
-    """The comparison; ``slots``: trials at once in the real runs (2: 1 CPU each on 2)."""
-    asha_run, fifo_run = Path(asha_run), Path(fifo_run)
-    raw = _scheduler(asha_run)
-    sched = scheduler_settings("asha", int(raw["grace_epochs"]), int(raw["reduction_factor"]),
-                               int(raw["max_epochs"]))  # fmt: skip
+def decisions(asha_run: str | Path, *, settings: Any = None) -> Decisions:
+    """``settings``: other ASHA settings to decide with (default: the run's own)."""
+    sched = settings or asha_settings(asha_run)
     arrivals = F.load_arrivals(asha_run)
     decided = F.replay_arrivals(arrivals, RayRule("asha", sched), max_epochs=sched.max_epochs)
-    res = load_results([asha_run, fifo_run])
-    asha_epochs = res.epochs[res.epochs["run"] == 0]
-    overhead = F.start_overhead(arrivals, asha_epochs)
-    curves = S.load_curves([fifo_run])
-
-    def replay(order: list[int], overhead_s: float) -> int:
-        out = S.run_cluster(curves, order, gpus=slots, rule=RayRule("asha", sched),
-                            milestones=sched.rungs(), max_epochs=sched.max_epochs,
-                            overhead_s=overhead_s)  # fmt: skip
-        return out.trial_epochs
-
-    rng = np.random.default_rng(seed)
-    launch = F.launch_order(curves)
-    random_orders = [list(rng.permutation(len(curves))) for _ in range(orders)]
-    return Fidelity(
-        measured=len(asha_epochs), fifo=int((res.epochs["run"] == 1).sum()),
-        replayed=int(decided["predicted_epochs"].sum()),
+    epochs = load_results([asha_run]).epochs
+    return Decisions(
+        measured=len(epochs), replayed=int(decided["predicted_epochs"].sum()),
         mismatched=int((decided["predicted_epochs"] != decided["epochs"]).sum()),
-        launch=replay(launch, 0.0), launch_overhead=replay(launch, overhead),
-        overhead_s=overhead, orders=np.array([replay(o, overhead) for o in random_orders]),
-        slots=slots, curve_diff=_curve_diff(res),
+        trials=len(decided), start_s=F.start_overhead(arrivals, epochs),
     )  # fmt: skip
 
 
-def _curve_diff(res) -> float:
-    """The runs' val IoU at the same configuration and epoch, largest difference."""
-    factors = [f for f in res.factors if f in res.trials.columns]
-    keyed = res.epochs.merge(res.trials[["run", R.TRIAL, *factors]], on=["run", R.TRIAL])
-    wide = keyed.pivot_table(index=[*factors, R.EPOCH], columns="run", values=R.VAL_IOU)
-    if not {0, 1} <= set(wide.columns):
-        return float("nan")
-    both = wide.dropna()
-    return float((both[0] - both[1]).abs().max()) if len(both) else float("nan")
+def prediction(asha_run: str | Path, fifo_run: str | Path, *, slots: int, start_s: float = 0.0,
+               orders: int = 50, seed: int = 0) -> Prediction:  # fmt: skip
+    """``slots``: trials at once in the real runs (2: 1 CPU each on 2); ``start_s``: seconds
+    each trial starts before its first epoch (:attr:`Decisions.start_s` measures it)."""
+    sched = asha_settings(asha_run)
+    curves = S.load_curves([fifo_run])
+
+    def replay(order: list[int]) -> int:
+        out = S.run_cluster(curves, order, gpus=slots, rule=RayRule("asha", sched),
+                            milestones=sched.rungs(), max_epochs=sched.max_epochs,
+                            overhead_s=start_s)  # fmt: skip
+        return out.trial_epochs
+
+    rng = np.random.default_rng(seed)
+    random_orders = [list(rng.permutation(len(curves))) for _ in range(orders)]
+    return Prediction(
+        measured=len(load_results([asha_run]).epochs),
+        fifo=len(load_results([fifo_run]).epochs), launch=replay(F.launch_order(curves)),
+        orders=np.array([replay(o) for o in random_orders]), slots=slots,
+    )  # fmt: skip
+
+
+def report_lines(asha_run: Path, fifo_run: Path, *, slots: int, orders: int) -> list[str]:
+    """Both checks' lines (the prediction only where the FIFO run is there), the prediction
+    without and with the measured trial start."""
+    d = decisions(asha_run)
+    lines = [d.line()]
+    if not (Path(fifo_run) / "epochs.parquet").is_file():
+        return [*lines, f"no FIFO run in {fifo_run}: the prediction from its curves is unchecked"]
+    for start_s in (0.0, d.start_s):
+        lines.append(f"with a trial start of {start_s:.1f} s:")
+        p = prediction(asha_run, fifo_run, slots=slots, start_s=start_s, orders=orders)
+        lines += [f"  {line}" for line in p.lines()]
+    return lines

@@ -4,6 +4,8 @@ replay task (slow)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,9 @@ from search.simulate import (
     simulate,
     write_curves,
 )
+from search.simulate_fidelity import decisions
+
+RECORDED = Path(__file__).parents[1] / "bench" / "recorded" / "asha_vs_fifo"
 
 
 def curves_of(values: list[list[float]], seconds: float = 1.0) -> S.Curves:
@@ -232,6 +237,17 @@ def test_the_18_configuration_benchmark_shape_replays_within_10_percent(tmp_path
     result = simulate(settings, printer=lambda line: None)
     ray, event = result.ray["trial_epochs"], result.ray["event_trial_epochs"]
     assert abs(ray - event) <= 0.1 * event, (ray, event)  # ratios to FIFO's 18 x 18 = 324
+
+
+def test_rays_asha_rule_in_rays_arrival_order_decides_every_recorded_trial_alike():
+    """bench/asha_vs_fifo.py's real ASHA run (18 configurations, 18 epochs, grace 2, eta 3, two
+    trials at once), its results fed in the order Ray's driver took them (arrivals.parquet) to
+    Ray's ASHAScheduler object as the replay asks it: every trial stops where it stopped."""
+    check = decisions(RECORDED / "bench-asha")
+    assert check.trials == 18 and check.mismatched == 0
+    assert check.replayed == check.measured < 18 * 18
+    other = decisions(RECORDED / "bench-asha", settings=scheduler_settings("asha", 2, 2, 18))
+    assert other.mismatched > 0  # another rule in the same order decides otherwise
 
 
 def test_checkpoints_have_the_recorded_models_size(fake_run, tmp_path):
