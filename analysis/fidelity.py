@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ import pandas as pd
 
 from analysis import results as R
 from analysis import simulation as S
+from analysis.load import Results
 from core.errors import ReportError
 from core.storage import Location
 
@@ -83,3 +85,58 @@ def launch_order(curves: S.Curves) -> list[int]:
     ``run:trial``); a grid with the same ``search.seed`` launches in the same order."""
     counters = [int(name.rsplit("_", 1)[-1]) for name in curves.names]
     return [int(i) for i in np.argsort(counters, kind="stable")]
+
+
+def run_curves(res: Results, run: int = 0) -> S.Curves:
+    """Every trial of run ``run`` with the epochs it recorded (a stopped trial's curve ends
+    where it stopped), in trials.parquet order; named ``run:trial`` like :func:`S.load_curves`."""
+    trials = res.trials[res.trials["run"] == run]
+    epochs = res.epochs[res.epochs["run"] == run]
+    by_trial = {t: g.sort_values(R.EPOCH) for t, g in epochs.groupby(R.TRIAL)}
+    names = [t for t in trials[R.TRIAL] if t in by_trial]
+    val = tuple(by_trial[t][R.VAL_IOU].ffill().fillna(0.0).to_numpy(np.float64) for t in names)
+    return S.Curves(
+        val=val, epoch_s=tuple(S._epoch_seconds(by_trial[t]) for t in names),
+        group=np.arange(len(names)), names=tuple(f"{run}:{t}" for t in names),
+        max_epochs=max(map(len, val)), skipped=len(trials) - len(names),
+    )  # fmt: skip
+
+
+class Recorder:
+    """A stop rule that logs the results it is asked about, in order, then asks ``rule``."""
+
+    def __init__(self, rule: S.StopRule) -> None:
+        self.rule, self.log = rule, []  # (trial index, epoch, stop)
+
+    def add(self, trial: int) -> None:
+        self.rule.add(trial)
+
+    def result(self, trial: int, epoch: int, value: float) -> bool:
+        stop = self.rule.result(trial, epoch, value)
+        self.log.append((trial, epoch, stop))
+        return stop
+
+    def complete(self, trial: int, epoch: int, value: float) -> None:
+        self.rule.complete(trial, epoch, value)
+
+
+def rung_order(arrivals: pd.DataFrame, epoch: int) -> list[str]:
+    """The trials in the order Ray's driver took their result of ``epoch``."""
+    at = arrivals[(arrivals[S.EVENT] == S.RESULT) & (arrivals[S.ITERATION] == epoch)]
+    return at.sort_values(S.SEQ)[S.TRIAL_NAME].tolist()
+
+
+def driver_seconds(curves: S.Curves, arrivals: pd.DataFrame) -> S.Curves:
+    """``curves`` with each epoch's seconds as Ray's driver saw them: the time between a
+    trial's results (its first epoch from its start), reporting and the trial's start included."""
+    ev = arrivals.sort_values(S.SEQ)
+    secs = []
+    for name, own in zip(curves.names, curves.epoch_s, strict=True):
+        trial = ev[ev[S.TRIAL_NAME] == name.split(":", 1)[1]]
+        start = trial.loc[trial[S.EVENT] == S.START, S.T]
+        times = trial.loc[trial[S.EVENT] == S.RESULT, S.T].to_numpy(np.float64)
+        if start.empty or len(times) != len(own):
+            secs.append(own)
+            continue
+        secs.append(np.diff(times, prepend=float(start.iloc[0])))
+    return replace(curves, epoch_s=tuple(secs))

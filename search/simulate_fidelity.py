@@ -111,11 +111,61 @@ def prediction(asha_run: str | Path, fifo_run: str | Path, *, slots: int, start_
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Timed:
+    measured: int
+    replayed: int  # event replay of the run's own curves and epoch times, real launch order
+    beyond: int  # trials the replay let past the last epoch the run recorded (unknown after)
+    same_order: dict[int, float]  # per rung: share of trials in Ray's position at that rung
+    start_s: float
+    slots: int
+    clock: str  # "trainable": the epoch times the trial recorded; "driver": as Ray saw them
+
+    def line(self) -> str:
+        orders = ", ".join(f"epoch {e}: {v:.2f}" for e, v in self.same_order.items())
+        more = f" (+ {self.beyond} trial(s) continued past their record)" if self.beyond else ""
+        return (
+            f"event replay of the ASHA run's own curves, {self.clock} epoch times, "
+            f"{self.slots} at once, trial start {self.start_s:.1f} s: {self.replayed}{more} "
+            f"trial-epochs vs "
+            f"{self.measured} measured; trials at Ray's position in each rung's arrival order: "
+            f"{orders}"
+        )
+
+
+def timed(asha_run: str | Path, *, slots: int, start_s: float, clock: str = "trainable") -> Timed:
+    """Can timing reproduce Ray's arrival order? The best case: the run's own epoch times,
+    as the trial recorded them (``trainable``) or as Ray's driver saw them (``driver``: the
+    time between results, trial starts included; then ``start_s`` should be 0)."""
+    sched = asha_settings(asha_run)
+    res = load_results([asha_run])
+    arrivals = F.load_arrivals(asha_run)
+    curves = F.run_curves(res)
+    if clock == "driver":
+        curves = F.driver_seconds(curves, arrivals)
+    rule = F.Recorder(RayRule("asha", sched))
+    out = S.run_cluster(curves, F.launch_order(curves), gpus=slots, rule=rule,
+                        milestones=sched.rungs(), max_epochs=sched.max_epochs,
+                        overhead_s=start_s)  # fmt: skip
+    last = {i: (e, stop) for i, e, stop in rule.log}  # each trial's last answer
+    beyond = sum(1 for e, stop in last.values() if e < sched.max_epochs and not stop)
+    names = [n.split(":", 1)[1] for n in curves.names]
+    same = {}
+    for rung in sched.rungs():
+        real = F.rung_order(arrivals, rung)
+        sim = [names[i] for i, e, _ in rule.log if e == rung]
+        same[rung] = float(np.mean([a == b for a, b in zip(real, sim, strict=False)] or [np.nan]))
+    return Timed(measured=len(res.epochs), replayed=out.trial_epochs, beyond=beyond,
+                 same_order=same, start_s=start_s, slots=slots, clock=clock)  # fmt: skip
+
+
 def report_lines(asha_run: Path, fifo_run: Path, *, slots: int, orders: int) -> list[str]:
     """Both checks' lines (the prediction only where the FIFO run is there), the prediction
     without and with the measured trial start."""
     d = decisions(asha_run)
     lines = [d.line()]
+    lines += [timed(asha_run, slots=slots, start_s=t).line() for t in (0.0, d.start_s)]
+    lines.append(timed(asha_run, slots=slots, start_s=0.0, clock="driver").line())
     if not (Path(fifo_run) / "epochs.parquet").is_file():
         return [*lines, f"no FIFO run in {fifo_run}: the prediction from its curves is unchecked"]
     for start_s in (0.0, d.start_s):

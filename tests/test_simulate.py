@@ -22,7 +22,7 @@ from search.simulate import (
     simulate,
     write_curves,
 )
-from search.simulate_fidelity import decisions
+from search.simulate_fidelity import decisions, timed
 
 RECORDED = Path(__file__).parents[1] / "bench" / "recorded" / "asha_vs_fifo"
 
@@ -248,6 +248,17 @@ def test_rays_asha_rule_in_rays_arrival_order_decides_every_recorded_trial_alike
     assert check.replayed == check.measured < 18 * 18
     other = decisions(RECORDED / "bench-asha", settings=scheduler_settings("asha", 2, 2, 18))
     assert other.mismatched > 0  # another rule in the same order decides otherwise
+
+
+def test_the_event_replay_on_rays_clock_reproduces_the_recorded_arrival_order():
+    """Two trials at once: the event replay of the recorded ASHA run, timed by when Ray's driver
+    took each result (arrivals.parquet), puts every trial at Ray's position at each rung and
+    trains the measured trial-epochs (the simulated GPU slots behave as Ray's)."""
+    check = timed(RECORDED / "bench-asha", slots=2, start_s=0.0, clock="driver")
+    assert check.beyond == 0 and check.replayed == check.measured
+    assert check.same_order == {2: 1.0, 6: 1.0}
+    one = timed(RECORDED / "bench-asha", slots=1, start_s=0.0, clock="driver")
+    assert one.same_order[6] < 1.0  # one slot: another order, so the check can fail
 
 
 def test_checkpoints_have_the_recorded_models_size(fake_run, tmp_path):
