@@ -26,6 +26,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis import results as R
 from analysis.load import load_results
@@ -52,6 +53,21 @@ BEST, TRIAL_EPOCHS, WALL, BUSY, GPUS, UTIL = (
 BEST_RATIO, EPOCHS_RATIO, STOPPED = "best_ratio", "epochs_ratio", "stopped"
 SIMULATION_FILE = "simulation.parquet"
 FIFO = "fifo"
+
+# arrivals.parquet (search.arrivals.ArrivalLog): the results in the order Ray's driver took them
+ARRIVALS_FILE = "arrivals.parquet"
+SEQ, EVENT, TRIAL_NAME, ITERATION, VALUE, T = "seq", "event", "trial", "iteration", "value", "t"
+START, RESULT, COMPLETE = "start", "result", "complete"  # the EVENT values
+ARRIVALS_SCHEMA = pa.schema(
+    [
+        (SEQ, pa.int64()),
+        (EVENT, pa.string()),
+        (TRIAL_NAME, pa.string()),
+        (ITERATION, pa.int64()),
+        (VALUE, pa.float64()),
+        (T, pa.float64()),
+    ]
+)
 
 
 @dataclass(frozen=True)

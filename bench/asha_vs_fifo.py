@@ -20,8 +20,13 @@ import yaml
 from scipy.stats import spearmanr
 
 from analysis import results as R
+from search.arrivals import ArrivalLog
 from search.experiment import load_experiment
 from search.launch import run_sweep
+from search.simulate_fidelity import report_lines
+
+RECORDED = Path(__file__).parent / "recorded" / "asha_vs_fifo"  # the curves, for the replay
+RECORD_FILES = (R.RUN_FILE, R.TRIALS_FILE, R.EPOCHS_FILE, "arrivals.parquet", "experiment.json")
 
 SPACE = {
     "encoder": "resnet18",
@@ -54,8 +59,9 @@ def experiment(out: Path, data: Path, scheduler: str, epochs: int, grace: int):
 
 
 def measure(out: Path, data: Path, scheduler: str, epochs: int, grace: int) -> dict:
+    exp = experiment(out, data, scheduler, epochs, grace)
     start = time.monotonic()
-    result = run_sweep(experiment(out, data, scheduler, epochs, grace))
+    result = run_sweep(exp, callbacks=[ArrivalLog(str(exp.run_dir))])
     wall = time.monotonic() - start
     rows = result.trials
     epochs_rows = pq.read_table(result.run_dir / R.EPOCHS_FILE).to_pylist()
@@ -65,7 +71,17 @@ def measure(out: Path, data: Path, scheduler: str, epochs: int, grace: int) -> d
         "wall_s": wall,
         "rows": rows,
         "epochs": epochs_rows,
+        "run_dir": Path(str(result.run_dir)),
     }
+
+
+def record(runs: list[Path], to: Path) -> None:
+    """The run folders' small files (no checkpoints): what `microsweep simulate` replays."""
+    for run in runs:
+        (to / run.name).mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (run / name).is_file():
+                shutil.copyfile(run / name, to / run.name / name)
 
 
 def rank_correlation(fifo: dict, rung: int) -> float:
@@ -80,6 +96,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--grace", type=int, default=2, help="epochs to the first rung")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help=f"copy the run folders' curves here (the repository's: {RECORDED})",
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +119,11 @@ def main() -> None:
     print(f"ratio  {ratio['best']:12.3f} {ratio['trial_epochs']:12.3f} {ratio['wall_s']:8.3f}")
     rho = rank_correlation(fifo, args.grace)
     print(f"Spearman(IoU at the first rung (epoch {args.grace}), final IoU) = {rho:.3f}")
+    print("\nThe replay of these runs (bench/simulate_fidelity.py):")
+    print("\n".join(report_lines(asha["run_dir"], fifo["run_dir"], slots=2, orders=200)))
+    if args.record:
+        record([asha["run_dir"], fifo["run_dir"]], args.record.resolve())
+        print(f"recorded the run folders' curves in {args.record}")
 
 
 if __name__ == "__main__":

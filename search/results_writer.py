@@ -60,6 +60,7 @@ class ResultsWriter(tune.Callback):
         fold: int | None = None,
         min_interval_s: float = 5.0,
         keep: str = "all",
+        write_each_end: bool = True,
     ) -> None:
         self.run_dir = str(run_dir)
         self.task = task  # trainables.task.Task: objective, epoch and final keys
@@ -71,6 +72,7 @@ class ResultsWriter(tune.Callback):
         self.resources = resources
         self.min_interval_s = min_interval_s
         self.keep = keep  # fault.keep: what an ended trial keeps once its row is written
+        self.write_each_end = write_each_end  # False: ended trials wait for the throttle
         self._reset()
 
     def _reset(self) -> None:
@@ -117,7 +119,7 @@ class ResultsWriter(tune.Callback):
         state["node"] = result.get("node_ip")
         self._record_epoch(name, result)
         self._record_final(name, result)
-        if time.monotonic() - self._last_write >= self.min_interval_s:
+        if self._due():
             self._flush(retry_later=True)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -126,7 +128,8 @@ class ResultsWriter(tune.Callback):
             return
         self._trials[name] = self._finished_row(trial, self._status(name, trial))
         self._to_prune.append(name)
-        self._flush(retry_later=True)
+        if getattr(self, "write_each_end", True) or self._due():  # pickled before it existed
+            self._flush(retry_later=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
@@ -142,6 +145,9 @@ class ResultsWriter(tune.Callback):
         # also the trials a killed driver had recorded but not pruned (idempotent)
         self._to_prune += [n for n, r in self._trials.items() if r.get(R.CHECKPOINT)]
         self._flush()
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_write >= self.min_interval_s
 
     # ------------------------------------------------------------------ rows
     def _status(self, name: str, trial: Any) -> str:

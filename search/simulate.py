@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class SimulateSettings:
     ray: bool = False  # also run the first ASHA setting (order 0) through Ray Tune
     seed: int = 0
     out: str | None = None  # None: RUN/simulation
+    start_s: float = 0.0  # a trial's start before its first epoch (worker start, imports)
 
     def check(self) -> None:
         for name in ("gpus", "orders"):
@@ -70,6 +72,8 @@ class SimulateSettings:
             raise UserError(f"--max-epochs must be >= 1, but got {self.max_epochs}")
         if self.speedup <= 0:
             raise UserError(f"--speedup must be > 0, but got {self.speedup}")
+        if self.start_s < 0:
+            raise UserError(f"--start-s must be >= 0, but got {self.start_s}")
 
 
 @dataclass
@@ -128,7 +132,12 @@ def settings_grid(s: SimulateSettings, max_epochs: int) -> list[tuple[str, Any]]
 
 
 def replay_orders(
-    trials: S.Curves, settings: list[tuple[str, Any]], *, gpus: int, orders: list[list[int]]
+    trials: S.Curves,
+    settings: list[tuple[str, Any]],
+    *,
+    gpus: int,
+    orders: list[list[int]],
+    start_s: float = 0.0,
 ) -> pd.DataFrame:
     """Every setting on every order, on the simulated clock; one row each."""
     rows = []
@@ -142,6 +151,7 @@ def replay_orders(
                 rule=rule,
                 milestones=sched.rungs(),
                 max_epochs=sched.max_epochs,
+                overhead_s=start_s,
             )
             rows.append(_row(label, sched, k, out, path="event"))
     return pd.DataFrame(rows)
@@ -202,7 +212,7 @@ def simulate(s: SimulateSettings, *, printer: Printer = stderr_line) -> Simulati
         f"({curves.skipped} left out), {len(grid)} settings x {s.orders} orders on {s.gpus} GPUs"
     )
     t0 = time.monotonic()
-    rows = replay_orders(trials, grid, gpus=s.gpus, orders=orders)
+    rows = replay_orders(trials, grid, gpus=s.gpus, orders=orders, start_s=s.start_s)
     printer(f"simulate: {len(rows)} replays in {time.monotonic() - t0:.1f} s")
     ray_info: dict[str, Any] = {}
     if s.ray and len(grid) > 1:
@@ -260,16 +270,41 @@ def replay_experiment(workdir: Path, order: list[int], sched: Any, s: SimulateSe
         "name": f"replay-{sched.name}", "kind": "replay",
         "data": {"curves": str(workdir / "curves.parquet")},
         "space": {"curve": points},
-        "search": {"algorithm": "grid", "seed": 0, "max_concurrent": s.gpus},
+        "search": {"algorithm": "grid", "seed": 0},  # --gpus bounds the concurrency
         "scheduler": {"name": sched.name, "max_epochs": sched.max_epochs,
                       "grace_epochs": sched.grace_epochs,
                       "reduction_factor": sched.reduction_factor},
         "train": {"speedup": s.speedup},
         "resources": {"cpu": 1, "gpu": 1},
-        "fault": {"max_failures": 0, "checkpoints_to_keep": 1},
+        # Ray forces an experiment snapshot whenever a trial has written `checkpoints_to_keep`
+        # checkpoints since the last one: with 1, one snapshot of every trial's state per
+        # checkpoint (O(trials) each). The sweep default, 2, as a real sweep has it.
+        "fault": {"max_failures": 0, "checkpoints_to_keep": 2},
         "storage": str(workdir / "runs"),
     }  # fmt: skip
     return parse_experiment(raw, base_dir=workdir)
+
+
+# Ray settings of the replay's driver that change no scheduling decision
+RAY_REPLAY_ENV = {
+    # Ray's result.json / progress.csv / TensorBoard files per trial: a replay reads only our
+    # own record (epochs.parquet), and TensorBoard's fsync per result cost 10 % of the driver
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def ray_replay(
@@ -282,9 +317,12 @@ def ray_replay(
     printer: Printer,
 ) -> dict[str, Any]:
     """Run one setting through Ray Tune (fake GPUs) and compare it with the replay."""
+    import ray
+
     from search.launch import run_sweep, start_ray
 
     label, sched = setting
+    ours = not ray.is_initialized()  # a Ray the caller started stays up
     start_ray(None, num_cpus=s.gpus, num_gpus=s.gpus)
     with tempfile.TemporaryDirectory(prefix="microsweep-simulate-") as tmp:
         work = Path(tmp)
@@ -292,11 +330,13 @@ def ray_replay(
         write_curves(work / "curves.parquet", trials, size)
         exp = replay_experiment(work, order, sched, s)
         t0 = time.monotonic()
-        with contextlib.redirect_stdout(io.StringIO()):  # Ray's status tables, every few s
+        with contextlib.redirect_stdout(io.StringIO()), _env(RAY_REPLAY_ENV):
             result = run_sweep(exp, printer=lambda line: None)
         wall = time.monotonic() - t0
         launched = ray_order(result.trials)
         epochs = (exp.run_dir / "epochs.parquet").read_table().to_pandas()
+        if ours:  # before its log folder goes: Ray's log printer would say it is missing
+            ray.shutdown()
     event = S.run_cluster(
         trials, launched, gpus=s.gpus, rule=RayRule(sched.name, sched),
         milestones=sched.rungs(), max_epochs=max_epochs,

@@ -43,7 +43,7 @@ def tune_config(exp: Experiment, plan: Plan) -> Any:
         ),
         search_alg=searcher.ray_searcher(exp, points, metric=task.metric, mode=task.mode),
         num_samples=searcher.num_samples(exp, points),
-        max_concurrent_trials=exp.search.max_concurrent,
+        max_concurrent_trials=None if searcher.limits_concurrency else exp.search.max_concurrent,
         reuse_actors=task.reuse_actors,  # replay: no process start per trial
         trial_name_creator=trial_label,
         trial_dirname_creator=trial_label,
@@ -75,6 +75,7 @@ def run_config(
         stage=exp.stage,
         fold=exp.fold,  # recommend --folds: the `fold` column
         keep=exp.fault.keep,  # what an ended trial keeps (search/pruning.py)
+        write_each_end=exp.task.write_each_end,
     )
     # Ray's folder is exp.ray_dir: the run folder (search), or RUN/<stage> after it
     storage, name = (exp.storage, exp.name) if exp.stage == R.SEARCH else (exp.run_dir, exp.stage)

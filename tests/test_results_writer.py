@@ -82,3 +82,19 @@ def test_a_trial_recorded_as_finished_keeps_its_row_when_its_restore_fails(tmp_p
     resumed.on_experiment_end([])
     rows = pq.read_table(run / R.TRIALS_FILE).to_pylist()
     assert [(r[R.TRIAL], r[R.STATUS], r[R.ERROR]) for r in rows] == [("t1", R.STOPPED, None)]
+
+
+@pytest.mark.parametrize("each_end", [True, False])
+def test_ended_trials_are_written_at_once_unless_the_task_waits_for_the_throttle(
+    tmp_path, each_end
+):
+    """A replay (never resumed) lets ended trials wait for the 5 s throttle: one rewrite of
+    the whole record per ended trial cost more than the replayed trials themselves."""
+    run = tmp_path / "run"
+    writer = writer_for(run)
+    writer.min_interval_s, writer.write_each_end = 3600.0, each_end
+    writer.setup()
+    writer.on_trial_complete(0, [], finished("t1"))
+    assert pq.read_table(run / R.TRIALS_FILE).num_rows == (1 if each_end else 0)
+    writer.on_experiment_end([])
+    assert pq.read_table(run / R.TRIALS_FILE).num_rows == 1

@@ -159,6 +159,7 @@ class ReplayTask(Task):
     final_prefixes = (K.BEST_VAL_IOU,)
     config_type = ReplayConfig
     reuse_actors = True  # a replay's work is tiny: a worker process per trial would dominate
+    write_each_end = False  # never resumed: rows at the writer's throttle, and at the end
 
     def parse_data(self, raw: Any, *, base_dir: Path) -> Path:
         if not isinstance(raw, Mapping) or set(raw) != {"curves"}:

@@ -48,6 +48,9 @@ class Task(ABC):
     needs_data: ClassVar[bool] = True  # an experiment must give a `data:` block
     multi_worker: ClassVar[bool] = False  # a trial may train on several workers (Ray Train)
     reuse_actors: ClassVar[bool] = False  # Ray may run trial after trial in one worker
+    # False: an ended trial's row waits for the results writer's throttle (a task whose runs
+    # are never resumed, e.g. replay, where one write per ended trial would dominate)
+    write_each_end: ClassVar[bool] = True
 
     # --- the trial config -----------------------------------------------------------------
     def config_keys(self) -> tuple[str, ...] | None:

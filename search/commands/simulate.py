@@ -47,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint-mb", type=float, help="Ray replay checkpoint size (default: model)"
     )
+    p.add_argument(
+        "--start-s", type=float, default=0.0, metavar="S",
+        help="seconds a trial takes to start before its first epoch (worker, imports; default 0)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="bootstrap and order seed (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/simulation)")
     p.set_defaults(func=run)
@@ -60,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         runs=tuple(args.runs), trials=args.trials, gpus=args.gpus, graces=args.grace,
         etas=args.eta, orders=args.orders, max_epochs=args.max_epochs, speedup=args.speedup,
         checkpoint_mb=args.checkpoint_mb, ray=args.ray, seed=args.seed, out=args.out,
+        start_s=args.start_s,
     )  # fmt: skip
     try:
         result = simulate(settings)

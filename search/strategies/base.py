@@ -14,6 +14,10 @@ class Searcher(ABC):
 
     name: ClassVar[str]
     expands: ClassVar[bool] = True  # True: every trial config is known before launch
+    # True: ``ray_searcher`` applies ``search.max_concurrent`` itself. Ray applies
+    # ``TuneConfig(max_concurrent_trials)`` only to a ``Searcher`` (ConcurrencyLimiter) and
+    # ignores it, with a warning, for a search generator such as BasicVariantGenerator.
+    limits_concurrency: ClassVar[bool] = False
 
     def check(self, exp: Experiment) -> None:
         """Rules this strategy puts on the experiment (raise UserError)."""

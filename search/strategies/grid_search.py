@@ -46,6 +46,7 @@ def drawn_configs(
 @SEARCHERS.register("grid")
 class GridSearch(Searcher):
     name = "grid"
+    limits_concurrency = True  # BasicVariantGenerator(max_concurrent=...)
 
     def points(self, exp: Experiment) -> list[dict[str, Any]]:
         grid = {k: d.values for k, d in exp.space.items() if isinstance(d, Grid)}
@@ -60,5 +61,7 @@ class GridSearch(Searcher):
 
         # the points are already shuffled with the search seed
         return BasicVariantGenerator(
-            points_to_evaluate=[dict(p) for p in points], random_state=exp.search.seed
+            points_to_evaluate=[dict(p) for p in points],
+            random_state=exp.search.seed,
+            max_concurrent=exp.search.max_concurrent or 0,  # 0: no limit
         )
