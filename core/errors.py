@@ -25,6 +25,11 @@ class DataError(UserError):
         super().__init__(head + more)
 
 
+class Interrupted(UserError):
+    """A sweep stopped (Ctrl+C) with trials unfinished; ``--resume`` continues them. The CLI
+    exits 130 for it, as for any interrupt."""
+
+
 class ReportError(UserError):
     """Bad input to a report (a path that is not a run folder, an unknown factor)."""
 

@@ -7,10 +7,11 @@ import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from core.errors import DataError, UserError
+from core.errors import DataError, Interrupted, UserError
 from search.commands import COMMAND_MODULES
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # as a shell reports Ctrl+C
 
 
 def _version() -> str:
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     try:
         return int(args.func(args) or 0)
+    except Interrupted as err:
+        print(f"microsweep: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except DataError as err:
         for line in err.problems:
             print(f"microsweep: error: {line}", file=sys.stderr)
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("microsweep: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from core.errors import StorageError, UserError
 from core.storage import Location
 from search.console import Console, ray_output
 from search.experiment import Experiment
+from search.interrupt import EndWatch
 from search.plan import Plan, make_plan
 from search.progress import Printer, TrialProgress, stderr_line
 from search.repair import repair_snapshot
@@ -132,11 +133,13 @@ def run_sweep(
             exp.task.prepare_run(data, run_dir)
         with ray_output(run_dir, verbose=verbose):
             start_ray(address)
-            extra = [progress_callback(exp, plan, printer), *callbacks]
+            ended = EndWatch()
+            extra = [progress_callback(exp, plan, printer), *callbacks, ended]
             tuner = (restore_tuner if resume else new_tuner)(exp, plan, data, callbacks=extra)
             with storage_failures():  # a full or unreachable storage: one line (docs/faults.md)
                 tuner.fit()
         result = summarise(run_dir, plan)
+    ended.check()  # Ctrl+C: one line, exit 130, --resume continues
     if require_trained and not any(result.counts.get(s) for s in TRAINED):
         raise NothingTrained(nothing_trained_line(result))
     return result

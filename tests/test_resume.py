@@ -195,3 +195,33 @@ def test_resume_without_a_run_refuses(tmp_path, capsys):
     path = write_experiment(tmp_path)
     assert main(["sweep", str(path), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_interrupted_exits_130_and_resume_completes(tmp_path):
+    """Ctrl+C (SIGINT to the terminal's process group) mid-sweep: Tune saves its state and
+    returns; the sweep says it was interrupted, not "no trial trained", and --resume ends it."""
+    raw = yaml.safe_load(write_experiment(tmp_path).read_text())
+    raw.update(space={"decoder": ["Unet", "FPN"]}, repeats=1)
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = Location.parse(str(tmp_path / "runs" / "res"))
+    driver = sweep(path)
+    deadline = time.monotonic() + 240
+    while driver.poll() is None and time.monotonic() < deadline:
+        if any((t / "checkpoint_000000").is_dir() for t in run.glob("*_0000*")):
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the sweep ended before Ctrl+C"
+    os.killpg(driver.pid, signal.SIGINT)
+    out, _ = driver.communicate(timeout=240)
+    assert driver.returncode == 130, out[-3000:]
+    lines = [ln for ln in out.splitlines() if ln.startswith("microsweep: interrupted")]
+    assert len(lines) == 1 and "--resume" in lines[0], out[-3000:]
+    assert "no trial trained" not in out
+    resumed = sweep(path, "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    assert {(r["decoder"], r[R.STATUS], r[R.EPOCHS]) for r in finished(run)} == {
+        ("Unet", R.COMPLETED, 5), ("FPN", R.COMPLETED, 5)
+    }  # fmt: skip
