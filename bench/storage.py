@@ -8,7 +8,13 @@ size sampled every 0.2 s in a thread), the median bytes of one checkpoint folder
 checkpoint cost), and the dry run's predicted footprint (search.footprint) against the measured
 one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 %.
 
+``--demo`` runs the real ``make demo`` experiment instead (search.demo: its data, its two
+zoo encoders, pretrained once for 1 epoch instead of 10 and shared, every trial of its grid),
+both ways, one trial at a time, and checks that ``trials.parquet`` holds the same results in
+both runs.
+
     python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
+    python bench/storage.py --demo [--out bench-storage]                       # ~30 min, 2 cores
 """
 
 from __future__ import annotations
@@ -70,9 +76,52 @@ def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
     return load_experiment(preset_path("demo"), overrides=overrides)
 
 
+def demo_experiments(out: Path):
+    """The ``make demo`` experiment, for each mode (its data and zoo made once)."""
+    from search import demo
+
+    micronet, superalloy = demo.make_data(out, quick=False)
+    demo.pretrain(micronet, out / "zoo", quick=False, epochs=1)  # its weights change no size
+    for keep in ("all", "best"):
+        extra = [f"name=demo-{keep}", f"fault.keep={keep}", "resources.cpu=2"]  # one at a time
+        yield keep, demo.demo_experiment(out, superalloy, out / "zoo", quick=False, extra=extra)
+
+
+def small_experiments(out: Path, epochs: int, repeats: int):
+    from trainables.data.synth import generate
+
+    data = generate("superalloy", out / "data", seed=0, n_train=4, n_val=2, n_test=2,
+                    size=128, overwrite=True)  # fmt: skip
+    for keep in ("all", "best"):
+        yield keep, experiment(out, data, keep, epochs, repeats)
+
+
 def state_sizes(run: Path) -> list[int]:
     """Bytes of each ``state.pt`` left in the run: what one epoch's checkpoint writes."""
     return [p.stat().st_size for p in run.glob("*/checkpoint_*/state.pt")]
+
+
+def best_sizes(run: Path) -> list[int]:
+    """Bytes of each best-weights file left (``RUN/<trial>/best/``, stored once per trial)."""
+    return [p.stat().st_size for p in run.glob("*/best/*.safetensors")]
+
+
+VOLATILE = ("experiment", "cpu", "wall_s", "node", "trial", "checkpoint", "error")
+
+
+def same_results(runs: list[Path]) -> str:
+    """Whether the runs' trials.parquet hold the same rows (all but names, paths, times)."""
+    import pyarrow.parquet as pq
+
+    tables = []
+    for run in runs:
+        rows = pq.read_table(run / "trials.parquet").to_pylist()
+        rows = [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+        tables.append(sorted(rows, key=lambda r: sorted((k, str(v)) for k, v in r.items())))
+    if tables[0] == tables[1]:
+        return f"identical ({len(tables[0])} trials)"
+    differ = sum(a != b for a, b in zip(*tables, strict=False))
+    return f"DIFFERENT: {differ} of {len(tables[0])} rows (or counts {[len(t) for t in tables]})"
 
 
 def measure(exp) -> dict[str, float]:
@@ -86,7 +135,7 @@ def measure(exp) -> dict[str, float]:
     peak = sampler.stop()
     return {
         "final": folder_bytes(run), "peak": peak, "wall_s": wall,
-        "states": state_sizes(run),
+        "states": state_sizes(run), "bests": best_sizes(run), "run": run,
         "predicted_final": predicted.final_bytes, "predicted_peak": predicted.peak_bytes,
         "trials": len(result.trials), "counts": result.counts,
     }  # fmt: skip
@@ -97,15 +146,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-storage"))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--demo", action="store_true", help="the real `make demo` experiment")
     args = parser.parse_args()
-    from trainables.data.synth import generate
-
     shutil.rmtree(args.out, ignore_errors=True)
-    data = generate("superalloy", args.out / "data", seed=0, n_train=4, n_val=2, n_test=2,
-                    size=128, overwrite=True)  # fmt: skip
     figures = {}
-    for keep in ("all", "best"):
-        exp = experiment(args.out, data, keep, args.epochs, args.repeats)
+    modes = (
+        demo_experiments(args.out)
+        if args.demo
+        else small_experiments(args.out, args.epochs, args.repeats)
+    )
+    for keep, exp in modes:
         figures[keep] = measure(exp)
         print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
     mb = 1e6
@@ -118,6 +168,12 @@ def main() -> None:
         f"one epoch's checkpoint (state.pt, keep: all): median {statistics.median(states) / mb:.1f}"
         f" MB, min {min(states) / mb:.1f}, max {max(states) / mb:.1f} ({len(states)} left)"
     )
+    bests = figures["all"]["bests"]
+    print(
+        f"best weights stored once per trial (best/, keep: all): {len(bests)} file(s) left, "
+        f"{sum(bests) / mb:.1f} MB in all"
+    )
+    print(f"trials.parquet: {same_results([figures[k]['run'] for k in ('all', 'best')])}")
     for keep in ("all", "best"):
         f = figures[keep]
         for key in ("final", "peak"):
