@@ -106,6 +106,25 @@ def best_sizes(run: Path) -> list[int]:
     return [p.stat().st_size for p in run.glob("*/best/*.safetensors")]
 
 
+def breakdown(run: Path) -> dict[str, int]:
+    """Bytes left in ``run`` by kind: what the final size is made of."""
+    kinds: dict[str, int] = {}
+    for path in run.rglob("*"):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(run).parts
+        if len(rel) == 1 or rel[0] in ("logs", "truth"):
+            kind = f"run: {rel[0] if len(rel) > 1 else 'files'}"
+        elif rel[1] == "best":
+            kind = "trial: best/"
+        elif rel[1].startswith("checkpoint_"):
+            kind = f"checkpoint: {rel[2]}" if len(rel) > 2 else "checkpoint: ?"
+        else:
+            kind = "trial: Ray's files"
+        kinds[kind] = kinds.get(kind, 0) + path.stat().st_size
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
 VOLATILE = ("experiment", "cpu", "wall_s", "node", "trial", "checkpoint", "error")
 
 
@@ -174,6 +193,8 @@ def main() -> None:
         f"{sum(bests) / mb:.1f} MB in all"
     )
     print(f"trials.parquet: {same_results([figures[k]['run'] for k in ('all', 'best')])}")
+    left = ", ".join(f"{k} {v / mb:.1f}" for k, v in breakdown(figures["best"]["run"]).items())
+    print(f"what keep: best leaves (MB): {left}")
     for keep in ("all", "best"):
         f = figures[keep]
         for key in ("final", "peak"):
