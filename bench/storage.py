@@ -10,8 +10,8 @@ one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 
 
 ``--demo`` runs the real ``make demo`` experiment instead (search.demo: its data, its two
 zoo encoders, pretrained once for 1 epoch instead of 10 and shared, every trial of its grid),
-both ways, one trial at a time, and checks that ``trials.parquet`` holds the same results in
-both runs.
+both ways at the same time in two processes, one trial at a time in each, and checks that
+``trials.parquet`` holds the same results in both runs.
 
     python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
     python bench/storage.py --demo [--out bench-storage]                       # ~30 min, 2 cores
@@ -76,15 +76,44 @@ def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
     return load_experiment(preset_path("demo"), overrides=overrides)
 
 
-def demo_experiments(out: Path):
-    """The ``make demo`` experiment, for each mode (its data and zoo made once)."""
+def prepare_demo(out: Path) -> None:
+    """The demo's data and zoo, made once for both modes (kept if a run left them)."""
     from search import demo
 
-    micronet, superalloy = demo.make_data(out, quick=False)
-    demo.pretrain(micronet, out / "zoo", quick=False, epochs=1)  # its weights change no size
-    for keep in ("all", "best"):
-        extra = [f"name=demo-{keep}", f"fault.keep={keep}", "resources.cpu=2"]  # one at a time
-        yield keep, demo.demo_experiment(out, superalloy, out / "zoo", quick=False, extra=extra)
+    micronet, _ = demo.make_data(out, quick=False)
+    if not all((out / "zoo" / f"demo-{e}.safetensors").is_file() for e in demo.ENCODERS):
+        demo.pretrain(micronet, out / "zoo", quick=False, epochs=1)  # its weights change no size
+
+
+def demo_experiment(out: Path, keep: str):
+    """The ``make demo`` experiment with ``fault.keep: keep``, one trial at a time (so that
+    ASHA decides the same in both modes)."""
+    from search import demo
+
+    data = out / "data" / "superalloy"
+    extra = [f"name=demo-{keep}", f"fault.keep={keep}", "resources.cpu=2"]
+    return demo.demo_experiment(out, data, out / "zoo", quick=False, extra=extra)
+
+
+def demo_side_by_side(out: Path) -> dict[str, dict]:
+    """Both modes at the same time, each in its own process (and Ray): on a machine shared
+    with other work that halves the wall time; each run folder is measured on its own."""
+    import json
+    import subprocess
+    import sys
+
+    prepare_demo(out)
+    procs = {
+        keep: subprocess.Popen([sys.executable, __file__, "--demo-mode", keep, "--out", str(out)])
+        for keep in ("all", "best")
+    }
+    for keep, proc in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"the keep: {keep} run failed")
+    figures = {k: json.loads((out / f"figures-{k}.json").read_text()) for k in procs}
+    for f in figures.values():
+        f["run"] = Path(f["run"])
+    return figures
 
 
 def small_experiments(out: Path, epochs: int, repeats: int):
@@ -166,17 +195,24 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--demo", action="store_true", help="the real `make demo` experiment")
+    parser.add_argument("--demo-mode", choices=("all", "best"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+    if args.demo_mode:  # one mode of --demo, in its own process
+        import json
+
+        shutil.rmtree(args.out / "runs" / f"demo-{args.demo_mode}", ignore_errors=True)
+        got = measure(demo_experiment(args.out, args.demo_mode))
+        (args.out / f"figures-{args.demo_mode}.json").write_text(json.dumps(got, default=str))
+        print(f"[{args.demo_mode}] {got}", flush=True)  # the raw figures
+        return
     figures = {}
-    modes = (
-        demo_experiments(args.out)
-        if args.demo
-        else small_experiments(args.out, args.epochs, args.repeats)
-    )
-    for keep, exp in modes:
-        figures[keep] = measure(exp)
-        print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
+    if args.demo:
+        figures = demo_side_by_side(args.out)
+    else:
+        shutil.rmtree(args.out, ignore_errors=True)
+        for keep, exp in small_experiments(args.out, args.epochs, args.repeats):
+            figures[keep] = measure(exp)
+            print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
     mb = 1e6
     print(f"{'':28}{'keep: all':>12}{'keep: best':>12}{'best/all':>10}")
     for key, label in (("final", "after the sweep (MB)"), ("peak", "peak during it (MB)")):
