@@ -8,7 +8,13 @@ size sampled every 0.2 s in a thread), the median bytes of one checkpoint folder
 checkpoint cost), and the dry run's predicted footprint (search.footprint) against the measured
 one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 %.
 
+``--demo`` runs the real ``make demo`` experiment instead (search.demo: its data, its two
+zoo encoders, pretrained once for 1 epoch instead of 10 and shared, every trial of its grid),
+both ways at the same time in two processes, one trial at a time in each, and checks that
+``trials.parquet`` holds the same results in both runs.
+
     python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
+    python bench/storage.py --demo [--out bench-storage]                       # ~30 min, 2 cores
 """
 
 from __future__ import annotations
@@ -70,9 +76,100 @@ def experiment(out: Path, data: Path, keep: str, epochs: int, repeats: int):
     return load_experiment(preset_path("demo"), overrides=overrides)
 
 
+def prepare_demo(out: Path) -> None:
+    """The demo's data and zoo, made once for both modes (kept if a run left them)."""
+    from search import demo
+
+    micronet, _ = demo.make_data(out, quick=False)
+    if not all((out / "zoo" / f"demo-{e}.safetensors").is_file() for e in demo.ENCODERS):
+        demo.pretrain(micronet, out / "zoo", quick=False, epochs=1)  # its weights change no size
+
+
+def demo_experiment(out: Path, keep: str):
+    """The ``make demo`` experiment with ``fault.keep: keep``, one trial at a time (so that
+    ASHA decides the same in both modes)."""
+    from search import demo
+
+    data = out / "data" / "superalloy"
+    extra = [f"name=demo-{keep}", f"fault.keep={keep}", "resources.cpu=2"]
+    return demo.demo_experiment(out, data, out / "zoo", quick=False, extra=extra)
+
+
+def demo_side_by_side(out: Path) -> dict[str, dict]:
+    """Both modes at the same time, each in its own process (and Ray): on a machine shared
+    with other work that halves the wall time; each run folder is measured on its own."""
+    import json
+    import subprocess
+    import sys
+
+    prepare_demo(out)
+    procs = {
+        keep: subprocess.Popen([sys.executable, __file__, "--demo-mode", keep, "--out", str(out)])
+        for keep in ("all", "best")
+    }
+    for keep, proc in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"the keep: {keep} run failed")
+    figures = {k: json.loads((out / f"figures-{k}.json").read_text()) for k in procs}
+    for f in figures.values():
+        f["run"] = Path(f["run"])
+    return figures
+
+
+def small_experiments(out: Path, epochs: int, repeats: int):
+    from trainables.data.synth import generate
+
+    data = generate("superalloy", out / "data", seed=0, n_train=4, n_val=2, n_test=2,
+                    size=128, overwrite=True)  # fmt: skip
+    for keep in ("all", "best"):
+        yield keep, experiment(out, data, keep, epochs, repeats)
+
+
 def state_sizes(run: Path) -> list[int]:
     """Bytes of each ``state.pt`` left in the run: what one epoch's checkpoint writes."""
     return [p.stat().st_size for p in run.glob("*/checkpoint_*/state.pt")]
+
+
+def best_sizes(run: Path) -> list[int]:
+    """Bytes of each best-weights file left (``RUN/<trial>/best/``, stored once per trial)."""
+    return [p.stat().st_size for p in run.glob("*/best/*.safetensors")]
+
+
+def breakdown(run: Path) -> dict[str, int]:
+    """Bytes left in ``run`` by kind: what the final size is made of."""
+    kinds: dict[str, int] = {}
+    for path in run.rglob("*"):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(run).parts
+        if len(rel) == 1 or rel[0] in ("logs", "truth"):
+            kind = f"run: {rel[0] if len(rel) > 1 else 'files'}"
+        elif rel[1] == "best":
+            kind = "trial: best/"
+        elif rel[1].startswith("checkpoint_"):
+            kind = f"checkpoint: {rel[2]}" if len(rel) > 2 else "checkpoint: ?"
+        else:
+            kind = "trial: Ray's files"
+        kinds[kind] = kinds.get(kind, 0) + path.stat().st_size
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
+VOLATILE = ("experiment", "cpu", "wall_s", "node", "trial", "checkpoint", "error")
+
+
+def same_results(runs: list[Path]) -> str:
+    """Whether the runs' trials.parquet hold the same rows (all but names, paths, times)."""
+    import pyarrow.parquet as pq
+
+    tables = []
+    for run in runs:
+        rows = pq.read_table(run / "trials.parquet").to_pylist()
+        rows = [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+        tables.append(sorted(rows, key=lambda r: sorted((k, str(v)) for k, v in r.items())))
+    if tables[0] == tables[1]:
+        return f"identical ({len(tables[0])} trials)"
+    differ = sum(a != b for a, b in zip(*tables, strict=False))
+    return f"DIFFERENT: {differ} of {len(tables[0])} rows (or counts {[len(t) for t in tables]})"
 
 
 def measure(exp) -> dict[str, float]:
@@ -86,7 +183,7 @@ def measure(exp) -> dict[str, float]:
     peak = sampler.stop()
     return {
         "final": folder_bytes(run), "peak": peak, "wall_s": wall,
-        "states": state_sizes(run),
+        "states": state_sizes(run), "bests": best_sizes(run), "run": run,
         "predicted_final": predicted.final_bytes, "predicted_peak": predicted.peak_bytes,
         "trials": len(result.trials), "counts": result.counts,
     }  # fmt: skip
@@ -97,17 +194,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-storage"))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--demo", action="store_true", help="the real `make demo` experiment")
+    parser.add_argument("--demo-mode", choices=("all", "best"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from trainables.data.synth import generate
+    if args.demo_mode:  # one mode of --demo, in its own process
+        import json
 
-    shutil.rmtree(args.out, ignore_errors=True)
-    data = generate("superalloy", args.out / "data", seed=0, n_train=4, n_val=2, n_test=2,
-                    size=128, overwrite=True)  # fmt: skip
+        shutil.rmtree(args.out / "runs" / f"demo-{args.demo_mode}", ignore_errors=True)
+        got = measure(demo_experiment(args.out, args.demo_mode))
+        (args.out / f"figures-{args.demo_mode}.json").write_text(json.dumps(got, default=str))
+        print(f"[{args.demo_mode}] {got}", flush=True)  # the raw figures
+        return
     figures = {}
-    for keep in ("all", "best"):
-        exp = experiment(args.out, data, keep, args.epochs, args.repeats)
-        figures[keep] = measure(exp)
-        print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
+    if args.demo:
+        figures = demo_side_by_side(args.out)
+    else:
+        shutil.rmtree(args.out, ignore_errors=True)
+        for keep, exp in small_experiments(args.out, args.epochs, args.repeats):
+            figures[keep] = measure(exp)
+            print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
     mb = 1e6
     print(f"{'':28}{'keep: all':>12}{'keep: best':>12}{'best/all':>10}")
     for key, label in (("final", "after the sweep (MB)"), ("peak", "peak during it (MB)")):
@@ -118,6 +223,14 @@ def main() -> None:
         f"one epoch's checkpoint (state.pt, keep: all): median {statistics.median(states) / mb:.1f}"
         f" MB, min {min(states) / mb:.1f}, max {max(states) / mb:.1f} ({len(states)} left)"
     )
+    bests = figures["all"]["bests"]
+    print(
+        f"best weights stored once per trial (best/, keep: all): {len(bests)} file(s) left, "
+        f"{sum(bests) / mb:.1f} MB in all"
+    )
+    print(f"trials.parquet: {same_results([figures[k]['run'] for k in ('all', 'best')])}")
+    left = ", ".join(f"{k} {v / mb:.1f}" for k, v in breakdown(figures["best"]["run"]).items())
+    print(f"what keep: best leaves (MB): {left}")
     for keep in ("all", "best"):
         f = figures[keep]
         for key in ("final", "peak"):

@@ -71,6 +71,13 @@ class Location:
         text = os.fspath(value)
         return cls(text if is_uri(text) else os.path.expanduser(text))
 
+    @classmethod
+    def on(cls, fs: pafs.FileSystem, path: str) -> Location:
+        """A location on a filesystem resolved elsewhere (Ray's storage filesystem and a path
+        on it, as a trial sees its folder); ``str()`` names it as ``type://path``."""
+        local = isinstance(fs, pafs.LocalFileSystem)
+        return cls(path if local else f"{fs.type_name}://{path}", (fs, path.rstrip("/") or "/"))
+
     @property
     def is_uri(self) -> bool:
         return is_uri(self.text)

@@ -320,8 +320,14 @@ def _fileno(stream: Any) -> int | None:
 # ones flushed on a timer) until it shuts down. Its forwarding handler ("ray_print_logs" on
 # ray._private.ray_logging's dispatcher, added by ray.init(log_to_driver=True)) is parked and
 # a handler appending to the run's log takes its place; the next ray_output puts it back.
+# Two more ways past the dispatcher reached the terminal after a sweep: the lines Ray's
+# deduplication holds back ("[repeated 2x across cluster]"), which ray.shutdown (at exit)
+# prints to sys.stdout; and the raylet's messages ("A worker died ..."), which Ray's error
+# listener thread prints with ray._private.worker.print_to_stdstream. The held-back lines are
+# flushed into the log when parking, and print_to_stdstream is parked too.
 _RAY_HANDLER, _OURS = "ray_print_logs", "microsweep_worker_logs"
 _PARKED: list[Any] = []
+_PARKED_PRINT: list[Any] = []  # Ray's print_to_stdstream while ours stands in
 
 
 def _dispatcher() -> Any:
@@ -336,15 +342,21 @@ def _park_worker_logs(path: Path) -> None:
     ray_handlers = [h for name, h in dispatcher.handlers if name == _RAY_HANDLER]
     if not ray_handlers:
         return
-    from ray._private.worker import print_worker_logs
+    from ray._private import worker as ray_worker
 
-    def to_log(data: dict[str, Any]) -> None:
+    def to_log(data: dict[str, Any], ignore_prefix: bool = False) -> None:
         with open(path, "a", encoding="utf-8", errors="replace") as log:
-            print_worker_logs(data, log)
+            ray_worker.print_worker_logs(data, log, ignore_prefix)
 
     dispatcher.remove_handler(_RAY_HANDLER)
     _PARKED[:] = ray_handlers
     dispatcher.add_handler(_OURS, to_log)
+    for dedup in (ray_worker.stdout_deduplicator, ray_worker.stderr_deduplicator):
+        for held in dedup.flush():
+            to_log(held)
+    if not _PARKED_PRINT:
+        _PARKED_PRINT.append(ray_worker.print_to_stdstream)
+    ray_worker.print_to_stdstream = to_log
 
 
 def _unpark_worker_logs() -> None:
@@ -355,3 +367,7 @@ def _unpark_worker_logs() -> None:
     for handler in _PARKED:
         dispatcher.add_handler(_RAY_HANDLER, handler)
     _PARKED.clear()
+    if _PARKED_PRINT:
+        from ray._private import worker as ray_worker
+
+        ray_worker.print_to_stdstream = _PARKED_PRINT.pop()

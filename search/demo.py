@@ -17,6 +17,7 @@ import argparse
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.storage import Location
@@ -48,8 +49,9 @@ def make_data(out: Path, *, quick: bool) -> tuple[Path, Path]:
     return micronet, superalloy
 
 
-def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> None:
-    """Pretrain each demo encoder on the synthetic micronet set into the zoo (``demo-ENCODER``)."""
+def pretrain(micronet: Path, zoo: Path, *, quick: bool, epochs: int | None = None) -> None:
+    """Pretrain each demo encoder on the synthetic micronet set into the zoo (``demo-ENCODER``);
+    ``epochs`` replaces the default (bench/storage.py: only the sweep's storage matters)."""
     from search.pretrain import run_pretrain
 
     for encoder in ENCODERS[:1] if quick else ENCODERS:
@@ -60,7 +62,7 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> None:
             "zoo_dir": str(zoo),
             "zoo_name": f"demo-{encoder}",
             "overwrite": True,
-            "max_epochs": 1 if quick else 10,
+            "max_epochs": epochs or (1 if quick else 10),
             "patience": 10,
             "size": 64,
             "batch_size": 16,
@@ -70,7 +72,10 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool) -> None:
         _say(f"zoo encoder {entry.name}: val top-1 {entry.val_top1:.3f}")
 
 
-def demo_experiment(out: Path, data: Path, zoo: Path, *, quick: bool) -> Experiment:
+def demo_experiment(
+    out: Path, data: Path, zoo: Path, *, quick: bool, extra: Sequence[str] = ()
+) -> Experiment:
+    """The demo's sweep; ``extra`` overrides come last (bench/storage.py: name, fault.keep)."""
     overrides = [
         f"data.root={data}",
         f"space.init=[none, '{ZOO_INIT}']",
@@ -80,10 +85,13 @@ def demo_experiment(out: Path, data: Path, zoo: Path, *, quick: bool) -> Experim
     ]
     if quick:
         overrides += [
-            f"space.encoder=[{ENCODERS[0]}]", "space.decoder=[Unet]", "repeats=1",
-            "scheduler.max_epochs=2", "scheduler.grace_epochs=1", "train.samples_per_epoch=8",
-        ]  # fmt: skip
-    return load_experiment(preset_path("demo"), overrides=overrides)
+            f"space.encoder=[{ENCODERS[0]}]",
+            "repeats=3",
+            "scheduler.max_epochs=1",
+            "scheduler.grace_epochs=1",
+            "train.samples_per_epoch=8",
+        ]  # fmt: skip  (12 one-epoch trials, all completed: enough for "What mattered")
+    return load_experiment(preset_path("demo"), overrides=[*overrides, *extra])
 
 
 def report(run_dir: Path | Location, out: Path) -> Path | None:

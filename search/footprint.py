@@ -1,18 +1,22 @@
 """The storage a sweep will need, estimated before launch (``microsweep sweep --dry-run``).
 
-A trial's training state (``state.pt``) is fp32 weights, Adam's two moments and, when the
-current model is not the best, a copy of the best weights: 4 copies of the parameters, 4 bytes
-each. Parameter counts come from the models built on the meta device (nothing is allocated or
-downloaded, as :func:`search.resources.encoder_parameters`).
+A trial's training state (``state.pt``) is fp32 weights and Adam's two moments: 3 copies of the
+parameters, 4 bytes each. The best weights, when they are not the current ones, are stored once
+per trial beside its checkpoints (``best/``, :mod:`trainables.best_store`): one more copy per
+running trial (two, briefly, when a newer best replaces one). Parameter counts come from the
+models built on the meta device (nothing is allocated or downloaded, as
+:func:`search.resources.encoder_parameters`).
 
 - **peak**: ``concurrency`` of the largest trials, each with ``checkpoints_to_keep`` states,
   the latest (Ray keeps it besides the best-scored ones) and the one being written (Ray deletes
-  the oldest after the new one registered), on top of what the ended trials keep;
+  the oldest after the new one registered) and its best weights, on top of what the ended
+  trials keep;
 - **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
   its best weights (``model.safetensors``) and predicted masks (estimated by the size of the
-  dataset's test masks); ``last``: one state per trial; ``all``: ``checkpoints_to_keep`` + 1
-  states per trial (Ray keeps the latest checkpoint besides the best ones), an upper bound
-  for trials that stop before that many epochs.
+  dataset's test masks); ``last``: one state and the best weights per trial; ``all``:
+  ``checkpoints_to_keep`` + 1 states and the best weights per trial (Ray keeps the latest
+  checkpoint besides the best ones), an upper bound for trials that stop before that many
+  epochs.
 
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
@@ -33,7 +37,7 @@ from search.plan import Plan, base_config
 from trainables.data.layout import SPLIT_ORDER
 
 BYTES_PER_VALUE = 4  # fp32 weights and optimiser moments
-STATE_COPIES = 4  # model + Adam's exp_avg and exp_avg_sq + the best weights
+STATE_COPIES = 3  # model + Adam's exp_avg and exp_avg_sq (the best weights: once per trial)
 DEFAULT_CLASSES = 3
 
 
@@ -77,19 +81,18 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
     classes = len(getattr(getattr(exp.data, "classes", None), "classes", ())) or DEFAULT_CLASSES
     params = sorted((_parameters(p, exp, classes) for p in plan.points), reverse=True)
     state = [STATE_COPIES * BYTES_PER_VALUE * n for n in params]
+    best = [BYTES_PER_VALUE * n for n in params]
     fault = exp.fault
     share = completing_trials(plan) / len(params)  # only they have weights and predictions
     per_trial_final = {
-        "best": [
-            int(share * (BYTES_PER_VALUE * n + predicted_mask_bytes(exp.data))) for n in params
-        ],
-        "last": state,
-        "all": [(fault.checkpoints_to_keep + 1) * s for s in state],  # + the latest, see below
+        "best": [int(share * (b + predicted_mask_bytes(exp.data))) for b in best],
+        "last": [s + b for s, b in zip(state, best, strict=True)],
+        "all": [(fault.checkpoints_to_keep + 1) * s + b for s, b in zip(state, best, strict=True)],
     }[fault.keep]
     concurrency = min(plan.slots, len(params))
     # the best-scored ones, the latest (Ray keeps it besides them) and the one being written
     states = fault.checkpoints_to_keep + 2
-    running = states * sum(state[:concurrency])
+    running = states * sum(state[:concurrency]) + sum(best[:concurrency])
     final = sum(per_trial_final)
     peak = max(final, running + sum(per_trial_final[concurrency:]))
     return Footprint(state[0], peak, final, concurrency, states, fault.keep)

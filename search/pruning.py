@@ -1,7 +1,8 @@
 """The checkpoint lifecycle after a trial ends: ``fault.keep: best | last | all``.
 
 While a trial runs, Ray keeps its ``checkpoints_to_keep`` full training states (``state.pt``:
-model, Adam moments, the best weights when they are not the current ones), so that a crash or
+model, Adam moments; the best weights, when they are not the current ones, are stored once per
+trial in its ``best/`` folder, :mod:`trainables.best_store`), so that a crash or
 ``--resume`` continues it exactly. Once the trial has ended and its row is in
 ``trials.parquet`` (a resumed sweep then never runs it again, :func:`search.trial.finished_before`),
 nothing needs those states any more. :class:`~search.results_writer.ResultsWriter` then calls
@@ -10,8 +11,9 @@ and ``s3://`` alike):
 
 - ``best`` (default): the final checkpoint (the row's ``checkpoint`` column) keeps
   ``model.safetensors`` (the best-val weights), ``config.json``, ``predictions/`` and
-  ``report.json``; its ``state.pt`` and every other checkpoint folder go;
-- ``last``: the final checkpoint stays whole, the other checkpoint folders go;
+  ``report.json``; its ``state.pt``, every other checkpoint folder and ``best/`` go;
+- ``last``: the final checkpoint stays whole with the best weights it names in ``best/``; the
+  other checkpoint folders and best files go;
 - ``all``: nothing is deleted (as before this lifecycle existed).
 
 A trial that ended without a final evaluation (ASHA stopped it; it raised) has no
@@ -32,6 +34,7 @@ import posixpath
 from analysis import results as R
 from core.storage import Location
 from search.repair import CHECKPOINT_GLOB
+from trainables.best_store import BEST_DIR, BestStore
 from trainables.checkpoint import CONFIG_FILE, MODEL_FILE
 from trainables.report_file import REPORT_FILE
 
@@ -55,10 +58,17 @@ def prune_trial(run_dir: Location, checkpoint: str | None, *, keep: str) -> int:
         if folder.name != final_name:
             removed += sum(folder.files().values())
             folder.delete()
+    best = trial / BEST_DIR
     if keep == "best":
         final = trial / final_name
         for path, size in final.files().items():
             if path.split("/", 1)[0] not in KEPT:
                 (final / path).delete()
                 removed += size
+        removed += sum(best.files().values())
+        best.delete()
+    else:  # last: the best file the final checkpoint names stays
+        sizes = best.files()
+        gone = BestStore(trial).forget_unneeded(keep=set())
+        removed += sum(sizes[name.split("/", 1)[1]] for name in gone)
     return removed

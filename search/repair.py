@@ -16,8 +16,9 @@ checkpoint of a later epoch than the named one is pointed at that one (1. below)
 Before ``Tuner.restore``, each unfinished trial whose named checkpoint is missing is pointed at:
 
 1. the newest checkpoint in its folder whose ``report.json`` (:mod:`trainables.report_file`)
-   reads and whose listed files exist with their recorded sizes (an upload a crash cut short
-   does not); its Ray metrics are the snapshot's, updated with the report, and its iteration
+   reads and whose listed files (and the files it ``needs`` in the trial's folder: the best
+   weights) exist with their recorded sizes (an upload a crash cut short does not); its Ray
+   metrics are the snapshot's, updated with the report, and its iteration
    counts one report per epoch (docs/contracts.md); Ray's time counters stay the snapshot's;
 2. else the newest checkpoint the snapshot still tracks that exists (a custom trainable that
    writes no report);
@@ -46,7 +47,7 @@ from typing import Any
 from analysis import results as R
 from core.errors import StorageError
 from core.storage import Location
-from trainables.report_file import REPORT_FILE, parse_report
+from trainables.report_file import REPORT_FILE, parse_needs, parse_report
 
 BACKUP_SUFFIX = ".before-repair"
 CHECKPOINT_GLOB = "checkpoint_*"  # Ray's folder names: checkpoint_<6-digit index>
@@ -162,9 +163,12 @@ def _from_reports(folder: Location, fs_path: str, latest: Any, filesystem: Any) 
     snapshot's latest checkpoint result (None: it names none)."""
     for candidate in reversed(folder.glob(CHECKPOINT_GLOB)):
         report_file = candidate / REPORT_FILE
-        parsed = parse_report(report_file.read_bytes()) if report_file.is_file() else None
+        data = report_file.read_bytes() if report_file.is_file() else b""
+        parsed, needs = parse_report(data), parse_needs(data) or {}
         if parsed is None or any((candidate / f).size() != n for f, n in parsed[1].items()):
             continue  # no report, or an upload a crash cut short
+        if any((folder / f).size() != n for f, n in needs.items()):
+            continue  # the best weights it names are not (or not wholly) there
         path = posixpath.join(fs_path, candidate.name)
         result = _result_from_report(latest, path, parsed[0], filesystem)
         if result is not None:

@@ -3,6 +3,7 @@ output in the run folder, and stopped trials that end without abort dumps."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
@@ -109,6 +110,39 @@ def test_ray_output_goes_to_the_run_folder_and_the_console_keeps_the_terminal(tm
     assert log.read_text() == "a box of Ray's\na worker's stderr line\n"
     with ray_output(tmp_path / "run", verbose=True):
         assert ray_verbosity() == 1
+
+
+def test_worker_lines_ray_holds_back_or_prints_itself_reach_the_log_not_the_terminal(
+    tmp_path, capfd
+):
+    """Lines Ray's deduplication held back (printed by ray.shutdown at exit) and the raylet's
+    messages (printed by Ray's error listener, not through the dispatcher) after a sweep."""
+    from ray._private import ray_logging
+    from ray._private import worker as ray_worker
+
+    from search.console import _unpark_worker_logs
+
+    dispatcher = ray_logging.global_worker_stdstream_dispatcher
+    forward = functools.partial(ray_worker.print_to_stdstream, ignore_prefix=False)
+    dispatcher.add_handler("ray_print_logs", forward)  # as ray.init(log_to_driver=True) does
+    line = {"ip": "10.0.0.1", "is_err": False, "job": "01", "actor_name": "ImplicitFunc",
+            "task_name": None, "lines": ["checkpoint written to /tmp/x"]}  # fmt: skip
+    try:
+        with ray_output(tmp_path / "run") as log:
+            for pid in (7, 8, 9):  # the same line from 3 workers: 2 held back as repeats
+                dispatcher.emit({**line, "pid": pid})
+        raylet = {"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False}
+        ray_worker.print_to_stdstream(raylet, ignore_prefix=False)  # as Ray's error listener
+        for held in ray_worker.stdout_deduplicator.flush():  # what ray.shutdown prints
+            ray_worker.print_worker_logs(held, sys.stdout)
+    finally:
+        _unpark_worker_logs()
+        dispatcher.remove_handler("ray_print_logs")
+    seen = capfd.readouterr()
+    assert "checkpoint written" not in seen.out + seen.err and "worker died" not in seen.out
+    text = log.read_text()
+    assert "checkpoint written" in text and "repeated 2x" in text and "worker died" in text
+    assert ray_worker.print_to_stdstream is forward.func  # Ray's own, back in place
 
 
 def test_console_survives_ray_pickling_it():

@@ -19,17 +19,21 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     rows = pq.read_table(tmp_path / "runs" / "demo" / R.TRIALS_FILE).to_pylist()
-    # one init value names each encoder's own pretrained zoo entry
-    assert sorted(r["init"] for r in rows) == ["none", "zoo:demo-{encoder}"]
-    assert {r[R.STATUS] for r in rows} <= {R.COMPLETED, R.STOPPED}
+    # one init value names each encoder's own pretrained zoo entry; 2 decoders x 3 seeds each
+    assert sorted({r["init"] for r in rows}) == ["none", "zoo:demo-{encoder}"]
+    assert len(rows) == 12 and {r[R.STATUS] for r in rows} == {R.COMPLETED}
     manifest = json.loads((tmp_path / "zoo" / "manifest.json").read_text())
     assert "demo-resnet18" in json.dumps(manifest)
     assert (tmp_path / "report" / "report.html").is_file()
-    # the quick demo's 2 trials are too few to rank factors: the section says why, in one line
+    # enough completed trials to rank factors (issue 15): "What mattered" with its numbers
     importance = json.loads((tmp_path / "report" / "summary.json").read_text())["importance"]
-    (reason,) = importance["not_computed"].values()
-    assert reason.startswith("too few completed trials") and not importance["rows"]
-    assert "## What mattered" in (tmp_path / "report" / "report.md").read_text()
+    assert not importance["not_computed"], importance["not_computed"]
+    ranked = {(r["factor"], r["evaluator"]) for r in importance["rows"]}
+    assert ranked == {(f, e) for f in ("decoder", "init") for e in ("fanova", "ped_anova")}
+    assert all(r["n_trials"] == 12 for r in importance["rows"])
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    section = markdown.split("## What mattered", 1)[1].split("\n## ", 1)[0]
+    assert "too few" not in section and "| decoder" in section and "| init" in section
     assert f"microsweep report {tmp_path / 'runs' / 'demo'}" in out.stdout
     # a console people can read (issue 12): a few dozen lines, Ray's own output in the run folder
     printed = (out.stdout + out.stderr).splitlines()

@@ -1,7 +1,8 @@
 """Trial checkpoints: one ``state.pt`` holding everything needed to continue exactly.
 
 Contents: model, optimiser, grad scaler, schedule state, epoch, the best model's weights
-(omitted when the current model *is* the best, to halve the size) and the RNG states of
+(omitted when the current model *is* the best; or stored once per trial beside the checkpoints
+and named under ``extra["needs"]``, :mod:`trainables.best_store`) and the RNG states of
 python, numpy and torch, all as tensors and plain values so ``torch.load(weights_only=True)``
 reads them: a checkpoint never runs code.
 """
@@ -26,6 +27,7 @@ from core.errors import UserError
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.safetensors"  # the best-val weights of an ended trial (export, predict)
 CONFIG_FILE = "config.json"  # the trial config beside them
+NEEDS = "needs"  # TrialState.extra: {file outside the checkpoint, relative to the trial: size}
 FORMAT = 1
 SCRATCH_ENV = "MICROSWEEP_SCRATCH"
 SHM = Path("/dev/shm")
@@ -34,7 +36,8 @@ SHM_MIN_FREE = 2 << 30  # bytes; a checkpoint of a large encoder with Adam is ab
 
 @dataclass
 class TrialState:
-    """What a checkpoint restores; ``best_model`` None means "the current model"."""
+    """What a checkpoint restores; ``best_model`` None means "the current model" unless
+    ``extra[NEEDS]`` names the best weights' file (:mod:`trainables.best_store`)."""
 
     epoch: int
     model: dict[str, torch.Tensor]

@@ -84,7 +84,7 @@ def _save_and_report(
     state.extra["result"] = _plain_dict(result)
     state.extra["history"] = list(trial.history)
     folder = ckpt.save_to_scratch(state, prefix=f"microsweep-{name}-")
-    write_report(folder, state.extra["result"])
+    write_report(folder, state.extra["result"], needs=state.extra.get(ckpt.NEEDS))
     result["time_checkpoint_s"] = time.perf_counter() - t0
     try:
         if trial.finished:

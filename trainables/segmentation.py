@@ -27,6 +27,7 @@ from core.errors import UserError
 from trainables import checkpoint as ckpt
 from trainables import feasibility, metrics
 from trainables.augment import create_augmentation
+from trainables.best_store import BestStore
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
 from trainables.loop import (
@@ -51,9 +52,20 @@ CONFIG_FILE = ckpt.CONFIG_FILE  # final checkpoint: the trial's typed config as 
 
 
 class SegmentationTrial:
-    """Model, optimiser and schedule of one trial; :meth:`run` trains to the end."""
+    """Model, optimiser and schedule of one trial; :meth:`run` trains to the end.
 
-    def __init__(self, cfg: SegmentationConfig, data: SegmentationData, runtime: Runtime):
+    With a ``best_store`` (under Ray: the trial's folder on storage), a checkpoint whose best
+    model is not its current one names the best weights stored once for the trial
+    (:mod:`trainables.best_store`); without one they ride in ``state.pt``."""
+
+    def __init__(
+        self,
+        cfg: SegmentationConfig,
+        data: SegmentationData,
+        runtime: Runtime,
+        *,
+        best_store: BestStore | None = None,
+    ):
         from trainables.models import create_model
 
         self.cfg, self.data, self.runtime = cfg, data, runtime
@@ -86,19 +98,33 @@ class SegmentationTrial:
         self.last_result: dict[str, Any] | None = None  # set by restore
         self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
         self.best_model: dict[str, torch.Tensor] | None = None  # None: the current model
+        self.best_store = best_store
+        self._stored: tuple[int, dict[str, int]] | None = None  # (best epoch, its `needs`)
 
     # --- state -------------------------------------------------------------------------
     def state(self) -> ckpt.TrialState:
+        """The checkpoint; with a store, the best weights (if not the current ones) are
+        stored there, once per best epoch, and named under ``extra["needs"]``."""
+        best, extra = self.best_model, {"wall_s": self.wall_s, "config": self.cfg.to_dict()}
+        if best is not None and self.best_store is not None:
+            extra[ckpt.NEEDS], best = self._store_best(), None
         return ckpt.TrialState(
             epoch=self.epoch,
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             schedule=self.schedule.state_dict(),
-            best_model=self.best_model,
+            best_model=best,
             scaler=self.scaler.state_dict() if self.scaler else None,
             rng=ckpt.rng_state(),
-            extra={"wall_s": self.wall_s, "config": self.cfg.to_dict()},
+            extra=extra,
         )
+
+    def _store_best(self) -> dict[str, int]:
+        epoch = self.schedule.best_epoch
+        if self._stored is None or self._stored[0] != epoch:
+            assert self.best_store is not None and self.best_model is not None
+            self._stored = (epoch, self.best_store.save(epoch, self.best_model))
+        return self._stored[1]
 
     def restore(self, state: ckpt.TrialState) -> None:
         self.model.load_state_dict(state.model)
@@ -107,6 +133,14 @@ class SegmentationTrial:
         if self.scaler is not None and state.scaler:
             self.scaler.load_state_dict(state.scaler)
         self.best_model = state.best_model
+        needs = state.extra.get(ckpt.NEEDS)
+        if needs:  # the best weights as of this checkpoint, stored once for the trial
+            if self.best_store is None:
+                raise UserError("this checkpoint's best weights are stored beside it in the "
+                                "trial's folder; restore it under Ray Tune")  # fmt: skip
+            (name,) = needs
+            self.best_model = self.best_store.load(name)
+            self._stored = (self.schedule.best_epoch, dict(needs))
         self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
         self.last_result = state.extra.get("result")
         self.history = list(state.extra.get(K.HISTORY, []))
@@ -237,7 +271,7 @@ def segmentation_trainable(config: dict[str, Any], *, data: SegmentationData) ->
     torch.set_num_threads(cpus)
     runtime = resolve_runtime(cfg.precision, cfg.channels_last, use_cuda=use_cuda)
     try:
-        trial = SegmentationTrial(cfg, data, runtime)
+        trial = SegmentationTrial(cfg, data, runtime, best_store=BestStore.for_ray_trial())
     except UserError as err:
         ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return

@@ -1,0 +1,97 @@
+"""The best-val weights of a running trial, stored once per trial instead of in every checkpoint.
+
+A segmentation checkpoint's ``state.pt`` holds the current model, Adam's moments and the
+schedule. When the best model so far is not the current one, the best weights live in the
+trial's folder on storage (beside Ray's ``checkpoint_*`` folders, so that Ray's rotation of
+those never deletes them)::
+
+    RUN/<trial>/best/epoch_000007.safetensors    the best weights as of epoch 7
+
+and the checkpoint names that file in ``state.pt`` (``extra["best_file"]``) and, with its size,
+in its ``report.json`` under ``needs`` (:mod:`trainables.report_file`). A file is written once,
+at the first checkpoint that needs it: a trial whose every checkpoint holds its best so far
+(the common case while it still improves) writes none.
+
+Exact resume: a restored trial reads the file its checkpoint names, i.e. the best model as of
+the checkpoint's epoch, even when the trial had written newer ones before a crash (they have
+other names). A file is deleted only when no checkpoint folder left on storage names it
+(:meth:`BestStore.save` looks after writing a new one), and only those can be restored, by
+Ray or by ``--resume``'s repair of a stale snapshot (:mod:`search.repair`, which also checks
+``needs``). Once the trial has ended, the run folder's pruning (:mod:`search.pruning`) keeps
+what ``fault.keep`` asks for. Reads and writes go through :class:`core.storage.Location` on
+the filesystem Ray stores the trial on (local, ``s3://``). Example::
+
+    store = BestStore(Location.parse("runs/demo/Unet-resnet18_00001"))
+    needs = store.save(7, model.state_dict())   # {"best/epoch_000007.safetensors": 57150848}
+    weights = store.load("best/epoch_000007.safetensors")
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import torch
+
+from core.errors import UserError
+from core.storage import Location
+from trainables.report_file import REPORT_FILE, parse_needs
+
+BEST_DIR = "best"
+CHECKPOINT_GLOB = "checkpoint_*"  # Ray's checkpoint folders in a trial's folder
+
+
+class BestStore:
+    """The ``best/`` folder of one trial; ``trial`` is the trial's folder on storage."""
+
+    def __init__(self, trial: Location) -> None:
+        self.trial = trial
+
+    @classmethod
+    def for_ray_trial(cls) -> BestStore:
+        """The store of the Ray Tune trial this process runs (its folder on Ray's storage)."""
+        from ray import tune
+
+        storage = tune.get_context().get_storage()
+        return cls(Location.on(storage.storage_filesystem, storage.trial_fs_path))
+
+    @staticmethod
+    def name(epoch: int) -> str:
+        return f"{BEST_DIR}/epoch_{epoch:06d}.safetensors"
+
+    def save(self, epoch: int, weights: dict[str, torch.Tensor]) -> dict[str, int]:
+        """Store ``weights`` as the best of ``epoch`` (atomically); delete the files that no
+        checkpoint on storage names any more. Returns ``{name: size}`` for ``needs``."""
+        from safetensors.torch import save
+
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+        data = save(tensors, metadata={"epoch": str(epoch)})
+        name = self.name(epoch)
+        (self.trial / name).write_bytes(data)
+        self.forget_unneeded(keep={name})
+        return {name: len(data)}
+
+    def load(self, name: str) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint names (``best/epoch_NNNNNN.safetensors``)."""
+        from safetensors.torch import load
+
+        path = self.trial / name
+        if not path.is_file():
+            raise UserError(f"{path}: the best weights this checkpoint names are missing; "
+                            "start the trial afresh")  # fmt: skip
+        return load(path.read_bytes())
+
+    def forget_unneeded(self, *, keep: set[str]) -> list[str]:
+        """Delete the best files that neither ``keep`` nor a checkpoint folder of the trial
+        names; returns the names deleted. A folder without a complete report is an upload a
+        crash cut short: neither Ray (it never registered it) nor the repair restores it."""
+        needed = set(keep)
+        for folder in self.trial.glob(CHECKPOINT_GLOB):
+            report = folder / REPORT_FILE
+            needed |= set((parse_needs(report.read_bytes()) if report.is_file() else None) or ())
+        gone = []
+        for path in (self.trial / BEST_DIR).glob("*.safetensors"):
+            name = posixpath.join(BEST_DIR, path.name)
+            if name not in needed:
+                path.delete()
+                gone.append(name)
+        return gone
