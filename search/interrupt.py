@@ -18,16 +18,30 @@ from core.errors import Interrupted
 
 
 class EndWatch(tune.Callback):
-    """Counts the trials that had not ended when Tune ended the experiment."""
+    """Counts the trials that had not ended when Tune ended the experiment: those that ran in
+    this run but never completed or failed (Tune marks them terminated when it stops their
+    actors at the end), and those still pending."""
 
     def __init__(self) -> None:
-        self.unfinished: int | None = None  # None: Tune did not end the experiment (yet)
+        self.started: set[str] = set()
+        self.ended: set[str] = set()
+        self.unfinished = 0
         self.total = 0
 
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started.add(trial.trial_id)
+
+    on_trial_restore = on_trial_start
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended.add(trial.trial_id)
+
+    on_trial_error = on_trial_complete
+
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        ended = ("TERMINATED", "ERROR")
+        waiting = {t.trial_id for t in trials if t.status in ("PENDING", "PAUSED")}
         self.total = len(trials)
-        self.unfinished = sum(t.status not in ended for t in trials)
+        self.unfinished = len((self.started - self.ended) | waiting)
 
     def check(self) -> None:
         """Raise :class:`Interrupted` when trials were left unfinished."""
