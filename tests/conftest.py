@@ -37,3 +37,13 @@ def ray_local():
     start_ray(None, num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def fresh_ray():
+    """No Ray before the test (it starts its own) and none after it."""
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()

@@ -49,15 +49,6 @@ def test_max_concurrent_reaches_ray_for_every_strategy(tmp_path, algorithm):
     assert getattr(unlimited.search_alg, "max_concurrent", 0) == 0
 
 
-@pytest.fixture
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_max_concurrent_one_runs_a_grid_one_trial_at_a_time_and_logs_arrivals(tmp_path, fresh_ray):
     """3 fake GPUs, `max_concurrent: 1`: Ray must start each trial after the previous ended

@@ -184,15 +184,6 @@ def test_a_run_without_completed_trials_is_one_line(tmp_path, capsys):
     assert "needs at least 2 full learning curves" in capsys.readouterr().err
 
 
-@pytest.fixture
-def fresh_ray():
-    import ray
-
-    ray.shutdown()
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.slow
 def test_ray_tune_replay_makes_the_same_decisions_as_the_event_replay(
     fake_run, tmp_path, fresh_ray
