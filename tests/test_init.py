@@ -62,7 +62,7 @@ def test_nasa_layout_paths_are_relative_to_the_experiment_file(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     exp = load_experiment(out)
     assert exp.data.root == (tmp_path / "data" / "EBC-1").resolve()
-    assert make_plan(exp).trials == 8  # demo: 2 decoders x 2 inits x 2 seeds
+    assert make_plan(exp).trials == 12  # demo: 2 decoders x 2 inits x 3 seeds
 
 
 def test_synthetic_nasa_layout_from_data_synth(tmp_path, monkeypatch, capsys):
