@@ -32,13 +32,15 @@ def ci_text(ci: Sequence[float | None]) -> str:
 
 
 def _cheaper(a: Ranked, b: Ranked) -> tuple[Ranked, str]:
-    """The cheaper of two candidates (``a`` on a tie) and why, in words."""
+    """The cheaper of two candidates (``a`` on a tie) and why, in words: its cost first."""
     if a.parameters and b.parameters:
-        pick = b if b.parameters < a.parameters else a
-        return pick, f"{a.parameters / 1e6:.1f} M vs {b.parameters / 1e6:.1f} M parameters"
+        pick, other = (b, a) if b.parameters < a.parameters else (a, b)
+        mp = f"{pick.parameters / 1e6:.1f} M vs {other.parameters / 1e6:.1f} M parameters"
+        return pick, f"{mp} of {other.label}"
     if math.isfinite(a.epoch_s) and math.isfinite(b.epoch_s):
-        pick = b if b.epoch_s < a.epoch_s else a
-        return pick, f"{a.epoch_s:.1f} s vs {b.epoch_s:.1f} s per trial-epoch"
+        pick, other = (b, a) if b.epoch_s < a.epoch_s else (a, b)
+        seconds = f"{pick.epoch_s:.1f} s vs {other.epoch_s:.1f} s per trial-epoch"
+        return pick, f"{seconds} of {other.label}"
     return a, "no cost measured, so the higher mean val IoU"
 
 
