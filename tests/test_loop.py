@@ -117,6 +117,21 @@ def test_crops_are_deterministic_per_seed_and_read_only_images_work():
     assert mask.shape == (32, 32) and mask.dtype == torch.long
 
 
+def test_flips_of_a_sample_are_drawn_independently():
+    """Every transform used to get its own generator with the sample's seed, so a horizontal
+    flip came exactly with a vertical one: 2 of the 4 orientations (albumentations'
+    set_random_seed). The transforms now draw from one generator in turn."""
+    import albumentations as A
+
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4, 1).repeat(3, axis=2)
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    aug = A.Compose([A.HorizontalFlip(), A.VerticalFlip()])
+    data = CropDataset([image], [mask], aug, length=64, seed=0)
+    corners = [int(data[i][0][0, 0, 0]) for i in range(64)]  # 0, 3, 12, 15: the 4 flips
+    assert sorted(set(corners)) == [0, 3, 12, 15]
+    assert corners == [int(data[i][0][0, 0, 0]) for i in range(64)]  # still per index
+
+
 @pytest.mark.parametrize(("height", "width"), [(100, 130), (64, 64), (40, 200)])
 def test_tiled_inference_matches_whole_image_for_a_pointwise_model(height, width):
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ constants live here).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import albumentations as A
@@ -86,6 +87,15 @@ def _ebc(crop: int, random_resize: float) -> A.Compose:
 @register("none")
 def _none(crop: int, random_resize: float) -> A.Compose:
     return A.Compose(_crop(crop, random_resize))
+
+
+def seed_augmentation(augment: A.Compose, seed: int) -> None:
+    """Make ``augment``'s next call depend on ``seed`` only (a sample is reproducible from its
+    index, in any loader worker). Its transforms share one generator pair and draw from it in
+    turn: albumentations' ``set_random_seed`` gives every transform its own generator with the
+    same seed, so each one's first draw is the same number (a horizontal flip happened exactly
+    when the vertical one did, and when the crop started in the top half)."""
+    augment.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from core.errors import DataError
+from trainables.augment import seed_augmentation
 from trainables.classify_data import ClassifySplit, ImageProblem, read_pixels
 from trainables.loop import check_finite
 from trainables.models import validate_encoder
@@ -88,7 +89,8 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         k = int(self.order[index])
-        self.augment.set_random_seed(int(np.random.default_rng([self.seed, index]).integers(2**31)))
+        sample_seed = int(np.random.default_rng([self.seed, index]).integers(2**31))
+        seed_augmentation(self.augment, sample_seed)
         image = self.images[k] if self.images is not None else self._decode(k)
         image = torch.from_numpy(self.augment(image=image)["image"]).permute(2, 0, 1)
         return image.contiguous(), int(self.split.labels[k])

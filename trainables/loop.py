@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from trainables import metrics
+from trainables.augment import seed_augmentation
 from trainables.tiling import Runtime, predict_logits
 
 
@@ -57,7 +58,7 @@ class CropDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         k = int(rng.integers(len(self.images)))
-        self.augment.set_random_seed(int(rng.integers(2**31)))
+        seed_augmentation(self.augment, int(rng.integers(2**31)))
         out = self.augment(image=self.images[k], mask=self.masks[k])
         image = torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1)))
         return image, torch.from_numpy(np.ascontiguousarray(out["mask"])).long()
