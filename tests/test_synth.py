@@ -203,6 +203,23 @@ def test_unknown_kind_suggests_the_nearest(tmp_path: Path) -> None:
         generate("superaloy", tmp_path / "x")
 
 
+def test_micronet_as_uncompressed_tiff_holds_the_same_pixels(tmp_path: Path) -> None:
+    from trainables.classify_data import load_image_folder, read_pixels
+
+    kw = {"n_train": 2, "n_val": 1, "size": 48, "n_classes": 2}
+    png = generate("micronet", tmp_path / "png", **kw)
+    tif = generate("micronet", tmp_path / "tif", image_format="tif", **kw)
+    pairs = zip(sorted(png.rglob("*.png")), sorted(tif.rglob("*.tif")), strict=True)
+    for a, b in pairs:
+        assert a.relative_to(png).with_suffix("") == b.relative_to(tif).with_suffix("")
+        assert np.array_equal(read_pixels(str(a)), read_pixels(str(b)))
+    assert len(load_image_folder(tif).splits["train"]) == 4
+    with pytest.raises(UserError, match="did you mean 'png'"):
+        generate("micronet", tmp_path / "x", image_format="jpg")
+    with pytest.raises(UserError, match="micronet only"):
+        generate("ebc", tmp_path / "y", image_format="tif")
+
+
 def test_micronet_rejects_test_split_options(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="train and val splits only"):
         generate("micronet", tmp_path / "x", n_test=2)

@@ -1,6 +1,6 @@
 """A MicroNet-like image-folder classification set of procedural microstructures.
 
-``OUT/{train,val}/<class>/NAME.png`` (8-bit grey, like most SEM/optical micrographs; the
+``OUT/{train,val}/<class>/NAME.png`` (or ``.tif``, uncompressed; 8-bit grey, like most SEM/optical micrographs; the
 loaders replicate grey to 3 channels). Every class draws its feature
 size, volume fraction, polarity and imaging per image, so classes overlap in brightness and
 scale and must be told apart by morphology: learnable, but not trivially.
@@ -26,6 +26,7 @@ from trainables.data.synth._common import (
 )
 
 DEFAULT_SIZE = 128
+FORMATS = ("png", "tif")  # the files' suffix: save_image encodes by it
 Field = Callable[[np.random.Generator, int, float], np.ndarray]
 
 
@@ -190,7 +191,8 @@ def jobs(out: Path, settings: Settings) -> list:
 
 
 def _job(out: Path, settings: Settings, split: str, class_name: str, index: int):
-    rel = f"{split}/{class_name}/{class_name}_{index:04d}.png"
+    suffix = settings.extra.get("format", "png")
+    rel = f"{split}/{class_name}/{class_name}_{index:04d}.{suffix}"
     code = list(CLASSES).index(class_name)
 
     def write() -> None:
