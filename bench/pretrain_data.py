@@ -1,21 +1,21 @@
 """Pretraining data: peak memory and images/s of the streamed loader against the in-memory one.
 
-Writes ``--distinct`` (default: ``--large``) synthetic 512² micrographs once with
-``microsweep data synth micronet`` (``--root``, default /tmp/microsweep-bench-pretrain); the
-``--small`` and ``--large`` cases read them through ``path,label,split`` manifests of that
-many entries (cycling over the files when there are fewer: on a busy machine writing 20,000
-images takes long, and the loader's memory depends on the number of entries, not on whether
-they are distinct files). Then measures, each case in a fresh subprocess:
+Writes ``--distinct`` (default: ``--large``) synthetic 512² micrographs once per format of
+``--formats`` (PNG, compressed; TIFF, uncompressed as microscopes and the NASA benchmark
+store them) with ``microsweep data synth micronet`` (``--root``, default
+/tmp/microsweep-bench-pretrain); the cases read them through ``path,label,split`` manifests of
+that many entries (cycling over the files when there are fewer: the loader's memory depends on
+the number of entries, not on whether they are distinct files). Then measures, each case in a
+fresh subprocess:
 
 - peak memory (PSS of the process and its loader workers, sampled every 50 ms) of one
-  loader epoch of ``samples`` images for ``--small`` and ``--large`` image counts, streamed
-  from the file index (``trainables.classify_data``); the in-memory loader (every image
-  decoded to RGB first, the pre-issue-14 loader) only up to ``--memory-max`` images;
-- loader images/s (decode + augment + collate, no training step), and CPU ms per delivered
-  image of all its processes (robust to other load: the images/s the loader would reach on
-  free cores follow from it), streamed with
-  ``--workers`` worker processes against the in-memory arrays augmented in the training
-  process, alternating, ``--rounds`` times each, on the ``--small`` set;
+  loader epoch of ``samples`` images for ``--small``, ``--mid`` and ``--large`` image counts,
+  streamed from the file index (``trainables.classify_data``); the in-memory loader (every
+  image decoded to RGB first, the pre-issue-14 loader) for ``--small`` (first format only);
+- per format, loader images/s (decode + augment + collate, no training step) and CPU ms per
+  delivered image of all its processes, streamed with ``--workers`` worker processes against
+  the in-memory arrays augmented in the training process, alternating, ``--rounds`` times
+  each, on the ``--small`` set, without the memory probe (its /proc reads cost CPU);
 - CPU milliseconds per image of each stage (decode, augment grey / RGB, a resnet18 training
   step), to say what limits throughput.
 
@@ -41,16 +41,16 @@ sys.path.insert(0, str(REPO))
 N_CLASSES = 8
 
 
-def write_images(root: Path, count: int, side: int) -> Path:
-    """``count`` synthetic micrographs in 8 classes (written once, then reused)."""
+def write_images(root: Path, count: int, side: int, fmt: str) -> Path:
+    """``count`` synthetic micrographs in 8 classes as ``fmt`` files (written once, reused)."""
     from trainables.data.synth import generate
 
-    done = root / f"micronet-{count}-{side}"
+    done = root / (f"micronet-{count}-{side}" + ("" if fmt == "png" else f"-{fmt}"))
     record = done / "synth.json"
     if not record.is_file() or '"complete": true' not in record.read_text():
         per_class = count // N_CLASSES
         generate("micronet", done, n_train=per_class, n_val=max(1, per_class // 50),
-                 size=side, progress=True)  # fmt: skip
+                 size=side, progress=True, overwrite=True, image_format=fmt)  # fmt: skip
     return done
 
 
@@ -61,7 +61,7 @@ def manifest(folder: Path, count: int) -> Path:
     rows = []
     for split in ("train", "val"):
         for cls in sorted(p.name for p in (folder / split).iterdir()):
-            files = sorted((folder / split / cls).glob("*.png"))
+            files = sorted((folder / split / cls).glob("*.*"))
             if split == "train":
                 files = [files[i % len(files)] for i in range(count // N_CLASSES)]
             rows += [(str(f), cls, split) for f in files]
@@ -121,8 +121,10 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def case(source: str, mode: str, samples: int, workers: int, size: int) -> dict:
-    """One measurement in this process: ``mode`` is streamed or memory."""
+def case(source: str, mode: str, samples: int, workers: int, size: int, probe: bool) -> dict:
+    """One measurement in this process: ``mode`` is streamed or memory. With ``probe`` the
+    peak memory is sampled too (reading /proc every 50 ms costs CPU: ~0.3 ms per image of the
+    streamed loader's 3 processes, so speed cases run without it)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -154,7 +156,12 @@ def case(source: str, mode: str, samples: int, workers: int, size: int) -> dict:
         out["cpu_ms"] = 1e3 * (_cpu_s() - cpu0) / n
         out["files"] = len(split)
 
-    out["seconds"], out["peak_mib"] = peak_rss(run)
+    if probe:
+        out["seconds"], out["peak_mib"] = peak_rss(run)
+    else:
+        t0 = time.perf_counter()
+        run()
+        out["seconds"], out["peak_mib"] = time.perf_counter() - t0, float("nan")
     return out
 
 
@@ -210,6 +217,32 @@ def uptime() -> str:
 
 
 def main() -> None:
+    args = parse_args()
+    if args.child is not None:
+        kind, source, *rest = args.child
+        result = (
+            per_image(source, int(rest[0]))
+            if kind == "per_image"
+            else case(source, kind, int(rest[0]), int(rest[1]), int(rest[2]), rest[3] == "probe")
+        )
+        print(json.dumps(result))
+        return
+    print(uptime())
+    for n, fmt in enumerate(args.formats):
+        t0 = time.perf_counter()
+        folder = write_images(args.root, args.distinct or args.large, args.side, fmt)
+        counts = sorted({args.small, *args.mid, args.large}) if n == 0 else [args.small]
+        sources = {c: str(manifest(folder, c)) for c in counts}
+        print(f"== {fmt}: {args.distinct or args.large} images ready in "
+              f"{time.perf_counter() - t0:.0f} s under {folder}")  # fmt: skip
+        if n == 0:  # memory does not depend on the files' format
+            memory_cases(args, sources)
+        speed_cases(args, sources[args.small], fmt)
+        stage_costs(args, sources[args.small])
+    print(uptime())
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, default=Path("/tmp/microsweep-bench-pretrain"))
     p.add_argument("--small", type=int, default=5000)
@@ -218,65 +251,66 @@ def main() -> None:
     p.add_argument("--distinct", type=int, default=None, help="images written (default: large)")
     p.add_argument("--side", type=int, default=512)
     p.add_argument("--size", type=int, default=224, help="training crop")
+    p.add_argument("--formats", nargs="+", default=["png", "tif"], help="files' formats")
     p.add_argument("--samples", type=int, default=2048, help="images per measured epoch")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2, help="alternations of the speed cases")
     p.add_argument("--memory-max", type=int, default=5000, help="largest in-memory case")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child is not None:
-        kind, source, *rest = args.child
-        result = (
-            per_image(source, int(rest[0]))
-            if kind == "per_image"
-            else case(source, kind, int(rest[0]), int(rest[1]), int(rest[2]))
-        )
-        print(json.dumps(result))
-        return
-    print(uptime())
-    t0 = time.perf_counter()
-    folder = write_images(args.root, args.distinct or args.large, args.side)
-    counts = sorted({args.small, *args.mid, args.large})
-    sources = {n: str(manifest(folder, n)) for n in counts}
-    print(f"{args.distinct or args.large} images ready in {time.perf_counter() - t0:.0f} s "
-          f"under {folder}; manifests of {args.small} and {args.large} entries")  # fmt: skip
-    extra = (str(args.samples), str(args.workers), str(args.size))
-    rows: dict = {}
-    for _ in range(args.rounds):
-        for n, source in sources.items():
-            for mode in ("streamed", "memory"):
-                if mode == "memory" and (n > args.memory_max or n != args.small):
-                    continue
-                r = subprocess_json(mode, source, *extra)
-                rows.setdefault((n, mode), []).append(r)
-                print(f"{n:6d} images {mode:8s}: peak {r['peak_mib']:7.0f} MiB  "
-                      f"loader {r['images_per_s']:6.1f} img/s, {r['cpu_ms']:.1f} ms CPU/img  "
-                      f"({r['seconds']:.0f} s)  "
-                      f"[{uptime().split('load average: ')[1]}]", flush=True)  # fmt: skip
-    peak = {k: max(r["peak_mib"] for r in v) for k, v in rows.items()}
-    rate = {k: float(np.mean([r["images_per_s"] for r in v])) for k, v in rows.items()}
+    return p.parse_args()
+
+
+def _line(label: str, r: dict) -> str:
+    peak = "" if r["peak_mib"] != r["peak_mib"] else f"peak {r['peak_mib']:7.0f} MiB  "
+    load = uptime().split("load average: ")[1]
+    return (f"{label}: {peak}loader {r['images_per_s']:6.1f} img/s, {r['cpu_ms']:.1f} ms "
+            f"CPU/img  ({r['seconds']:.0f} s)  [{load}]")  # fmt: skip
+
+
+def memory_cases(args: argparse.Namespace, sources: dict[int, str]) -> None:
+    """Peak memory of one loader epoch, streamed for every count, in-memory for the small."""
+    extra = (str(args.samples), str(args.workers), str(args.size), "probe")
+    peak: dict[tuple[int, str], float] = {}
+    for n, source in sources.items():
+        for mode in ("streamed", "memory"):
+            if mode == "memory" and (n > args.memory_max or n != args.small):
+                continue
+            r = subprocess_json(mode, source, *extra)
+            peak[(n, mode)] = r["peak_mib"]
+            print(_line(f"{n:6d} images {mode:8s}", r), flush=True)
     small, large = args.small, args.large
-    peaks = ", ".join(f"{peak[(n, 'streamed')]:.0f} MiB ({n})" for n in counts)
+    peaks = ", ".join(f"{peak[(n, 'streamed')]:.0f} MiB ({n})" for n in sources)
     growth = peak[(large, "streamed")] / peak[(small, "streamed")]
-    print(f"streamed peak memory by images: {peaks}; {large} vs {small}: {growth:.2f}x")
-    speed = rate[(small, "streamed")] / rate[(small, "memory")]
-    print(f"streamed ({args.workers} workers) / in-memory loader images/s: {speed:.2f}x")
-    cpu = {
-        m: float(np.mean([r["cpu_ms"] for r in rows[(small, m)]])) for m in ("streamed", "memory")
-    }
-    print(f"CPU per delivered image (all loader processes): streamed {cpu['streamed']:.1f} ms, "
-          f"in-memory {cpu['memory']:.1f} ms; on {args.workers} free cores vs 1: "
-          f"{args.workers * cpu['memory'] / cpu['streamed']:.2f}x in-memory images/s")  # fmt: skip
-    cost = subprocess_json("per_image", sources[small], str(args.size))
-    print("CPU per image: decode {decode_ms:.1f} ms (to RGB {decode_rgb_ms:.1f}), augment "
-          "{augment_ms:.1f} ms (RGB {augment_rgb_ms:.1f}), training step (resnet18 fp32, "
+    print(f"streamed peak memory by images: {peaks}; {large} vs {small}: {growth:.2f}x; "
+          f"in-memory {peak[(small, 'memory')]:.0f} MiB ({small})")  # fmt: skip
+
+
+def speed_cases(args: argparse.Namespace, source: str, fmt: str) -> None:
+    """Streamed vs in-memory images/s, alternating, without the memory probe."""
+    extra = (str(args.samples), str(args.workers), str(args.size), "speed")
+    rows: dict[str, list[dict]] = {"streamed": [], "memory": []}
+    for _ in range(args.rounds):
+        for mode in rows:
+            rows[mode].append(r := subprocess_json(mode, source, *extra))
+            print(_line(f"{fmt} {args.small:6d} images {mode:8s}", r), flush=True)
+    rate = {m: float(np.mean([r["images_per_s"] for r in v])) for m, v in rows.items()}
+    cpu = {m: float(np.mean([r["cpu_ms"] for r in v])) for m, v in rows.items()}
+    print(f"{fmt}: streamed ({args.workers} workers) / in-memory loader images/s: "
+          f"{rate['streamed'] / rate['memory']:.2f}x ({rate['streamed']:.0f} vs "
+          f"{rate['memory']:.0f}); CPU per delivered image (all loader processes): streamed "
+          f"{cpu['streamed']:.1f} ms, in-memory {cpu['memory']:.1f} ms")  # fmt: skip
+
+
+def stage_costs(args: argparse.Namespace, source: str) -> None:
+    cost = subprocess_json("per_image", source, str(args.size))
+    print("CPU per image: decode {decode_ms:.2f} ms (to RGB {decode_rgb_ms:.2f}), augment "
+          "{augment_ms:.2f} ms (RGB {augment_rgb_ms:.2f}), training step (resnet18 fp32, "
           "1 thread) {step_ms:.1f} ms; grey share {grey:.0%}".format(**cost))  # fmt: skip
     stream_ms = cost["decode_ms"] + cost["augment_ms"]
     print(f"limit: streamed loader ~{1e3 * args.workers / stream_ms:.0f} img/s of CPU on "
           f"{args.workers} workers (decode {cost['decode_ms'] / stream_ms:.0%}), in-memory "
           f"~{1e3 / cost['augment_rgb_ms']:.0f} img/s (augment only); a training step costs "
           f"{cost['step_ms'] / stream_ms:.0f}x an image's decode + augment")  # fmt: skip
-    print(uptime())
 
 
 if __name__ == "__main__":
