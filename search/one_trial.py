@@ -27,11 +27,13 @@ def one_trial_experiment(
     data: Mapping[str, Any],
     run_dir: Path,
     cpus: int,
+    gpus: float = 0.0,
     workers: int = 1,
     base_dir: Path = Path("."),
 ) -> Experiment:
     """The experiment of one trial with ``config``; ``run_dir`` is its run folder; ``cpus``
-    per worker, ``workers`` data-parallel workers (tasks that support it: pretraining)."""
+    and ``gpus`` per worker, ``workers`` data-parallel workers (tasks that support it:
+    pretraining)."""
     space = {k: v for k, v in config.items() if k not in ("max_epochs", "seed")}
     scheduler = {"name": "fifo"}
     if "max_epochs" in config:
@@ -44,11 +46,31 @@ def one_trial_experiment(
         "space": space,
         "search": {"seed": int(config.get("seed", 0))},
         "scheduler": scheduler,
-        "resources": {"cpu": cpus, "workers_per_trial": workers},
+        "resources": {"cpu": cpus, "gpu": gpus, "workers_per_trial": workers},
         "fault": {"checkpoints_to_keep": int(config.get("checkpoints_to_keep", 2))},
         "storage": str(run_dir.parent),
     }
     return parse_experiment(raw, base_dir=base_dir)
+
+
+def local_gpus_per_worker(gpus: float | None, workers: int = 1) -> float:
+    """GPUs per worker for a run on this machine: ``gpus``, or by default one per worker when
+    the machine has a CUDA GPU for each (else 0: CPUs). A one-line UserError when they do not
+    fit (Ray would wait for them forever) or when data-parallel workers would share a GPU."""
+    import torch
+
+    have = torch.cuda.device_count()
+    if gpus is None:
+        return 1.0 if have >= workers else 0.0
+    if isinstance(gpus, bool) or not isinstance(gpus, int | float) or gpus < 0:
+        raise UserError(f"`--gpus` must be a number >= 0, but got {gpus!r}")
+    if workers > 1 and gpus not in (0, 1):
+        raise UserError(f"`--gpus` must be 0 or 1 with --workers {workers} (each data-parallel "
+                        f"worker drives one GPU), but got {gpus:g}")  # fmt: skip
+    if gpus * workers > have:
+        raise UserError(f"--workers {workers} x --gpus {gpus:g} = {gpus * workers:g} GPU(s), but "
+                        f"this machine has {have}; use --gpus 0 to train on CPUs")  # fmt: skip
+    return float(gpus)
 
 
 def run_one_trial(exp: Experiment, *, address: str | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from core import keys as K
 from core.errors import UserError
 from core.storage import is_uri
-from search.one_trial import one_trial_experiment, run_one_trial
+from search.one_trial import local_gpus_per_worker, one_trial_experiment, run_one_trial
 from trainables.pretraining import PretrainConfig, check_zoo_name_free
 from trainables.zoo import ZooEntry, get_zoo_entry
 
@@ -27,19 +27,21 @@ def run_pretrain(
     *,
     storage: Path | None = None,
     cpus: int | None = None,
+    gpus: float | None = None,
     workers: int = 1,
 ) -> ZooEntry:
     """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
     Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None).
 
     ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI.
-    ``workers`` > 1 trains data-parallel through Ray Train, ``cpus`` each (default: this
-    machine's CPUs shared among them)."""
+    ``workers`` > 1 trains data-parallel through Ray Train, ``cpus`` and ``gpus`` each
+    (defaults: this machine's CPUs shared among them; one GPU each where it has enough)."""
     cfg = PretrainConfig.from_dict(config)  # fail here, in one line, before starting Ray
     if not cfg.zoo_name:
         raise UserError("pretraining needs `zoo_dir` and `zoo_name` to export the encoder")
     check_zoo_name_free(cfg)
     cpus = local_cpus_per_worker(cpus, workers)
+    gpus = local_gpus_per_worker(gpus, workers)
     folder = Path(storage) if storage else Path(tempfile.mkdtemp(prefix="microsweep-pretrain-"))
     run_dir = folder / "pretrain"
     shutil.rmtree(run_dir, ignore_errors=True)  # one trial: a previous run is not resumed
@@ -49,6 +51,7 @@ def run_pretrain(
         data=_data_block(str(data_root)),
         run_dir=run_dir,
         cpus=cpus,
+        gpus=gpus,
         workers=workers,
     )
     try:

@@ -93,3 +93,12 @@ def test_unknown_task_strategy_and_scheduler_names_answer_with_the_nearest(write
     ):
         with pytest.raises(UserError, match=hint):
             load_experiment(write(text))
+
+
+def test_train_gpus_beyond_the_machine_are_one_line(tmp_path: Path, capsys) -> None:
+    data = superalloy_dataset(tmp_path / "sa", counts={"train": 2, "val": 1, "test": 1})
+    args = ["train", "--data", str(data), "--classes", "superalloy", "--out", str(tmp_path / "r")]
+    assert main([*args, "--gpus", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gpus 64 = 64 GPU(s), but this machine has" in err[0]
+    assert not ray_running()

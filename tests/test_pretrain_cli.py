@@ -1,4 +1,4 @@
-"""`microsweep pretrain --workers N`: parsed into a Ray Train experiment and planned, no Ray."""
+"""`microsweep pretrain --workers N --gpus G`: parsed into a Ray Train experiment, no Ray."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def test_workers_reach_the_experiment_and_its_plan(
     [
         (("--workers", "0"), "`--workers` must be an integer >= 1, but got 0"),
         (("--workers", "3", "--cpus", "2"), "--workers 3 x --cpus 2 = 6 CPUs, but this machine"),
+        (("--gpus", "1"), "--workers 1 x --gpus 1 = 1 GPU(s), but this machine has 0; use"),
+        (("--gpus", "-1"), "`--gpus` must be a number >= 0, but got -1.0"),
+        (("--workers", "2", "--gpus", "0.5"), "`--gpus` must be 0 or 1 with --workers 2"),
     ],
 )
 def test_bad_workers_are_one_line_before_ray(
@@ -57,3 +60,21 @@ def test_bad_workers_are_one_line_before_ray(
     assert cli.main(_args(folder, tmp_path, *extra)) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.parametrize(("gpus_here", "extra", "expected"), [(0, (), 0.0), (2, (), 1.0),
+                         (1, ("--workers", "2"), 0.0), (2, ("--gpus", "0"), 0.0)])  # fmt: skip
+def test_gpus_default_to_one_per_worker_where_the_machine_has_them(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus_here, extra, expected
+) -> None:
+    seen: dict = {}
+
+    def fake_run(exp, **_):
+        seen["exp"] = exp
+        return {}
+
+    monkeypatch.setattr(search.pretrain, "run_one_trial", fake_run)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: gpus_here)
+    cli.main(_args(folder, tmp_path, *extra))
+    assert seen["exp"].resources.gpu == expected

@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpus", type=int, default=None, help="CPUs per worker (default: all CPUs / --workers)"
     )
+    p.add_argument(
+        "--gpus",
+        type=float,
+        default=None,
+        help="GPUs per worker (default: 1 each when this machine has a GPU per worker, else 0)",
+    )
     p.add_argument("--storage", type=Path, default=None, help="keep Ray's run folder here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing zoo entry")
     p.set_defaults(func=run)
@@ -60,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
         "lr": args.lr, "lr_step": args.lr_step, "seed": args.seed,
     }  # fmt: skip
     entry = run_pretrain(
-        args.data, config, storage=args.storage, cpus=args.cpus, workers=args.workers
+        args.data,
+        config,
+        storage=args.storage,
+        cpus=args.cpus,
+        gpus=args.gpus,
+        workers=args.workers,
     )
     print(json.dumps(entry.to_dict(), indent=2))
     return 0

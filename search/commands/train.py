@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="any other trial config key, e.g. --set eval_tile=512 (repeatable)",
     )  # fmt: skip
     p.add_argument("--cpus", type=int, help="CPUs for the trial (default: all)")
+    p.add_argument(
+        "--gpus", type=float, help="GPUs for the trial (default: 1 if this machine has one, else 0)"
+    )
     p.add_argument("--out", default="runs/train", help="run folder (replaced if it exists)")
     p.set_defaults(func=run)
 
@@ -82,13 +85,18 @@ def data_block(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.one_trial import final_checkpoint, one_trial_experiment, run_one_trial
+    from search.one_trial import (
+        final_checkpoint,
+        local_gpus_per_worker,
+        one_trial_experiment,
+        run_one_trial,
+    )
 
     data, base_dir = data_block(args)
     cpus = args.cpus or os.cpu_count() or 1
     exp = one_trial_experiment(
         "segmentation", trial_config(args), data=data, run_dir=Path(args.out), cpus=cpus,
-        base_dir=base_dir,
+        gpus=local_gpus_per_worker(args.gpus), base_dir=base_dir,
     )  # fmt: skip
     _fresh_run_folder(exp.run_dir)
     row = run_one_trial(exp)  # every value and the dataset checked before Ray starts
