@@ -345,8 +345,11 @@ def _park_worker_logs(path: Path) -> None:
     from ray._private import worker as ray_worker
 
     def to_log(data: dict[str, Any], ignore_prefix: bool = False) -> None:
-        with open(path, "a", encoding="utf-8", errors="replace") as log:
-            ray_worker.print_worker_logs(data, log, ignore_prefix)
+        try:
+            with open(path, "a", encoding="utf-8", errors="replace") as log:
+                ray_worker.print_worker_logs(data, log, ignore_prefix)
+        except OSError:  # the run folder is gone (a temporary one, removed): nobody reads it
+            pass
 
     dispatcher.remove_handler(_RAY_HANDLER)
     _PARKED[:] = ray_handlers

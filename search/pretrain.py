@@ -31,7 +31,8 @@ def run_pretrain(
     workers: int = 1,
 ) -> ZooEntry:
     """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
-    Ray's run folder goes to ``storage/pretrain`` (a temporary folder when None).
+    Ray's run folder goes to ``storage/pretrain`` (when None, a temporary folder, removed
+    once the encoder is exported).
 
     ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI.
     ``workers`` > 1 trains data-parallel through Ray Train, ``cpus`` and ``gpus`` each
@@ -54,11 +55,9 @@ def run_pretrain(
         gpus=gpus,
         workers=workers,
     )
-    try:
-        row = run_one_trial(exp)
-    finally:
-        if storage is None:
-            shutil.rmtree(folder, ignore_errors=True)
+    row = run_one_trial(exp)  # on failure a temporary folder stays: its Ray log says why
+    if storage is None:
+        shutil.rmtree(folder, ignore_errors=True)
     if not row.get(K.ZOO_ENTRY):
         raise UserError("pretraining ended without exporting an encoder; see the log above")
     return get_zoo_entry(Path(cfg.zoo_dir), row[K.ZOO_ENTRY])

@@ -145,6 +145,34 @@ def test_worker_lines_ray_holds_back_or_prints_itself_reach_the_log_not_the_term
     assert ray_worker.print_to_stdstream is forward.func  # Ray's own, back in place
 
 
+def test_a_late_worker_line_after_the_run_folder_is_removed_is_dropped_quietly(tmp_path, capfd):
+    """`microsweep pretrain` without --storage removes its temporary run folder while Ray
+    still runs; a late worker line then raised in the handler and Ray printed
+    "ERROR ... print_logs: [Errno 2] No such file or directory" on the terminal."""
+    import shutil
+
+    from ray._private import ray_logging
+    from ray._private import worker as ray_worker
+
+    from search.console import _unpark_worker_logs
+
+    dispatcher = ray_logging.global_worker_stdstream_dispatcher
+    forward = functools.partial(ray_worker.print_to_stdstream, ignore_prefix=False)
+    dispatcher.add_handler("ray_print_logs", forward)
+    line = {"ip": "10.0.0.1", "is_err": False, "job": "01", "actor_name": "ImplicitFunc",
+            "task_name": None, "lines": ["a late line"], "pid": 7}  # fmt: skip
+    try:
+        with ray_output(tmp_path / "run"):
+            pass
+        shutil.rmtree(tmp_path / "run")
+        dispatcher.emit(line)  # it logs a handler's exception as an ERROR line
+    finally:
+        _unpark_worker_logs()
+        dispatcher.remove_handler("ray_print_logs")
+    seen = capfd.readouterr()
+    assert "a late line" not in seen.out + seen.err and "Errno" not in seen.out + seen.err
+
+
 def test_console_survives_ray_pickling_it():
     import pickle
 
