@@ -78,3 +78,59 @@ def _segmentation_uses(tmp_path: Path, zoo: Path, name: str) -> None:
     )
     row = run_one_trial(exp)
     assert row["init"] == f"zoo:{name}" and row["status"] == "completed", row
+
+
+@pytest.mark.slow
+def test_ddp_trial_exports_its_stored_best_and_pruning_leaves_no_state(tmp_path: Path) -> None:
+    """Val top-1 stays at 0.5 on this two-colour folder for 3 epochs: the best is epoch 1's,
+    which rank 0 stores once; the zoo gets that encoder, not the last one."""
+    from safetensors.torch import load_file
+
+    from core.storage import Location
+    from search.launch import run_sweep
+    from search.pruning import prune_trial
+    from tests.test_pretrain_data import _folder as tiny_folder
+    from trainables import checkpoint as ckpt
+    from trainables.report_file import REPORT_FILE, parse_needs
+
+    data = tiny_folder(tmp_path / "micro", per_class=16)
+    zoo, runs = tmp_path / "zoo", tmp_path / "runs"
+    exp = parse_experiment(
+        {
+            "name": "ddp",
+            "kind": "pretraining",
+            "data": {"root": str(data)},
+            "space": {"zoo_name": ["tiny-best"]},
+            "train": {
+                "encoder": TINY,
+                "size": 32,
+                "batch_size": 4,
+                "samples_per_epoch": 8,
+                "zoo_dir": str(zoo),
+                "precision": "fp32",
+                "loader_workers": 0,
+            },
+            "scheduler": {"name": "fifo", "max_epochs": 3},
+            "resources": {"cpu": 1, "workers_per_trial": 2},
+            "fault": {"keep": "all"},
+            "storage": str(runs),
+        },
+        base_dir=tmp_path,
+    )
+    (row,) = run_sweep(exp).trials
+    assert (row["status"], row["epochs"], row["best_epoch"]) == ("completed", 3, 1), row
+    final = runs / "ddp" / row["checkpoint"]
+    state = ckpt.load(final)
+    needs = parse_needs((final / REPORT_FILE).read_bytes())
+    assert state.best_model is None and list(needs) == ["best/epoch_000001.safetensors"]
+    best = load_file(final.parent / "best" / "epoch_000001.safetensors")
+    _, exported = load_zoo_weights(zoo, "tiny-best")
+    assert all(torch.equal(exported[k], best[f"encoder.{k}"]) for k in exported)
+    assert any(not torch.equal(exported[k], state.model[f"encoder.{k}"]) for k in exported)
+    # Ray Train's own folder holds its one latest checkpoint, not every epoch's
+    assert len(list((final.parent / "train").rglob(ckpt.STATE_FILE))) == 1
+
+    prune_trial(Location.parse(runs / "ddp"), row["checkpoint"], keep="best")
+    left = {p.relative_to(final.parent).as_posix() for p in final.parent.rglob("*") if p.is_file()}
+    assert not any(n.endswith(ckpt.STATE_FILE) or n.startswith(("best/", "train/")) for n in left)
+    assert f"{final.name}/{REPORT_FILE}" in left
