@@ -16,6 +16,12 @@ and ``s3://`` alike):
   other checkpoint folders and best files go;
 - ``all``: nothing is deleted (as before this lifecycle existed).
 
+Both ``best`` and ``last`` also delete ``train/``: Ray Train's run folders of a data-parallel
+pretraining trial (:mod:`trainables.pretrain_ddp`), whose one checkpoint Tune has copied into
+the trial's own. An ended pretraining trial's product is its zoo entry (outside the run
+folder); one without a zoo entry writes ``model.safetensors`` into its final checkpoint like a
+segmentation trial, so ``best`` keeps its weights too.
+
 A trial that ended without a final evaluation (ASHA stopped it; it raised) has no
 ``model.safetensors`` (the trainable writes it with the test predictions, docs/contracts.md):
 with ``best`` it keeps ``report.json`` only. Its weights are not used by later commands (reports
@@ -36,6 +42,7 @@ from core.storage import Location
 from search.repair import CHECKPOINT_GLOB
 from trainables.best_store import BEST_DIR, BestStore
 from trainables.checkpoint import CONFIG_FILE, MODEL_FILE
+from trainables.pretrain_ddp import TRAIN_DIR
 from trainables.report_file import REPORT_FILE
 
 KEPT = (MODEL_FILE, CONFIG_FILE, REPORT_FILE, R.PREDICTIONS_DIR)  # top-level names, keep=best
@@ -58,6 +65,10 @@ def prune_trial(run_dir: Location, checkpoint: str | None, *, keep: str) -> int:
         if folder.name != final_name:
             removed += sum(folder.files().values())
             folder.delete()
+    train = trial / TRAIN_DIR
+    if train.is_dir():
+        removed += sum(train.files().values())
+        train.delete()
     best = trial / BEST_DIR
     if keep == "best":
         final = trial / final_name

@@ -52,6 +52,20 @@ def test_a_best_file_stays_while_a_checkpoint_on_storage_names_it(tmp_path):
         store.load("best/epoch_000001.safetensors")
 
 
+def test_a_store_that_keeps_the_previous_file_deletes_only_older_unnamed_ones(tmp_path):
+    plain = BestStore(Location.parse(tmp_path / "plain"))
+    plain.needs(1, weights(1.0)), plain.needs(3, weights(3.0))
+    assert best_files(tmp_path / "plain") == ["epoch_000003.safetensors"]
+    trial = tmp_path / "ddp"  # rank 0 of a data-parallel trial: checkpoints arrive late
+    store = BestStore(Location.parse(trial), keep_previous=True)
+    assert store.needs(1, weights(1.0)) == store.needs(1, weights(9.0))  # written once
+    store.needs(3, weights(3.0))
+    assert best_files(trial) == ["epoch_000001.safetensors", "epoch_000003.safetensors"]
+    store.needs(5, weights(5.0))
+    assert best_files(trial) == ["epoch_000003.safetensors", "epoch_000005.safetensors"]
+    torch.testing.assert_close(store.load("best/epoch_000003.safetensors"), weights(3.0))
+
+
 def test_pruning_keeps_the_best_file_the_final_checkpoint_names_with_last_none_with_best(
     tmp_path,
 ):
@@ -174,3 +188,29 @@ def test_a_trial_resumed_from_any_checkpoint_ends_with_the_same_best_model(tmp_p
                             for d in (trial, resumed_dir))  # fmt: skip
     for key, value in final.items():
         torch.testing.assert_close(resumed_final[key], value, rtol=0, atol=0)
+
+
+# --- a pretraining trial's best file on S3 ---------------------------------------------------
+def test_a_pretraining_trial_stores_and_restores_its_best_on_s3(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_env,  # noqa: F811
+) -> None:
+    from tests.test_pretraining import _cfg, _dropping
+    from trainables.classify_data import load_image_folder
+    from trainables.data.synth import generate
+
+    torch.set_num_threads(1)
+    folder = generate("micronet", tmp_path / "m", n_train=4, n_val=2, size=64, n_classes=3)
+    data, cfg = load_image_folder(folder), _cfg(tmp_path, max_epochs=2, patience=5)
+    trial_dir = Location.parse(f"s3://{BUCKET}/pretrain-best/t")
+    trial = _dropping(monkeypatch, cfg, data, BestStore(trial_dir))
+    trial.step(), trial.step()
+    state = trial.state()  # epoch 2: its best is epoch 1's, stored once on S3
+    (name,) = state.extra[ckpt.NEEDS]
+    assert state.best_model is None and sorted(trial_dir.files()) == [name]
+    ckpt.save(tmp_path, state)
+    restored = _dropping(monkeypatch, cfg, data, BestStore(Location.parse(str(trial_dir))))
+    restored.restore(ckpt.load(tmp_path))
+    for key, value in trial.best_model.items():
+        assert torch.equal(restored.best_model[key], value), key

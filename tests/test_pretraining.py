@@ -150,3 +150,68 @@ def test_cli_refuses_bad_input_in_one_line_before_starting_ray(
         ["pretrain", "--data", str(tmp_path / "nope"), "--zoo", str(tmp_path), "--name", "a"]
     )
     assert code == 2 and "not found" in capsys.readouterr().err
+
+
+# --- the best model stored once per trial (trainables.best_store) ---------------------------
+VAL_TOP1 = (0.5, 0.4, 0.6, 0.55)  # best epoch: 1, 1, 3, 3
+
+
+def _dropping(monkeypatch: pytest.MonkeyPatch, cfg: PretrainConfig, data, store):
+    """A real trial whose val top-1 follows VAL_TOP1, so that the best model is older than the
+    current one at epochs 2 and 4 (and their checkpoints name a best file)."""
+    from trainables import pretraining
+    from trainables.classify import evaluate as real
+
+    trial = PretrainTrial(cfg, data, FP32, best_store=store)
+
+    def evaluate(model, loader, rt):
+        loss, _, top5 = real(model, loader, rt)
+        return loss, VAL_TOP1[trial.epoch], top5
+
+    monkeypatch.setattr(pretraining, "evaluate", evaluate)
+    return trial
+
+
+def test_checkpoints_name_the_older_best_and_a_restore_across_it_is_exact(
+    tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from core.storage import Location
+    from tests.test_best_store import as_ray, best_files
+    from trainables.best_store import BestStore
+
+    torch.set_num_threads(1)
+    data, cfg = load_image_folder(folder), _cfg(tmp_path, max_epochs=4, patience=5)
+    trial_dir, reports = tmp_path / "t", []
+    whole = _dropping(monkeypatch, cfg, data, BestStore(Location.parse(trial_dir)))
+    run_pretraining(whole, as_ray(trial_dir, reports))
+    states = [ckpt.load(trial_dir / f"checkpoint_{i:06d}") for i in range(4)]
+    assert all(s.best_model is None for s in states)  # no inline best copy in any state.pt
+    assert [list(s.extra.get(ckpt.NEEDS) or []) for s in states] == [
+        [], ["best/epoch_000001.safetensors"], [], ["best/epoch_000003.safetensors"]]  # fmt: skip
+    assert best_files(trial_dir) == ["epoch_000001.safetensors", "epoch_000003.safetensors"]
+    assert reports[-1]["best_epoch"] == 3 and reports[-1]["done"]
+
+    # epoch 2's checkpoint, restored although epoch 3's best was stored since (a stale snapshot)
+    resumed_dir, again = tmp_path / "r", []
+    shutil.copytree(trial_dir, resumed_dir)
+    for index in (2, 3):
+        shutil.rmtree(resumed_dir / f"checkpoint_{index:06d}")
+    resumed = _dropping(monkeypatch, cfg, data, BestStore(Location.parse(resumed_dir)))
+    resumed.restore(ckpt.load(resumed_dir / "checkpoint_000001"))
+    first_best = load_file(trial_dir / "best" / "epoch_000001.safetensors")
+    torch.testing.assert_close(resumed.best_model, first_best, rtol=0, atol=0)
+    run_pretraining(resumed, as_ray(resumed_dir, again))
+    untimed = [{k: v for k, v in r.items() if not k.startswith("time_") and k != "wall_s"}
+               for r in (reports[-1], again[-1])]  # fmt: skip
+    assert untimed[1] == untimed[0]
+    # no zoo entry: the final checkpoint keeps the best weights (epoch 3's, not the last model)
+    final, resumed_final = (load_file(d / "checkpoint_000003" / ckpt.MODEL_FILE)
+                            for d in (trial_dir, resumed_dir))  # fmt: skip
+    best3 = load_file(trial_dir / "best" / "epoch_000003.safetensors")
+    for key, value in best3.items():
+        assert torch.equal(final[key], value) and torch.equal(resumed_final[key], value), key
+    assert any(not torch.equal(whole.model.state_dict()[k], v) for k, v in best3.items())

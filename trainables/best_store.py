@@ -1,13 +1,13 @@
 """The best-val weights of a running trial, stored once per trial instead of in every checkpoint.
 
-A segmentation checkpoint's ``state.pt`` holds the current model, Adam's moments and the
-schedule. When the best model so far is not the current one, the best weights live in the
-trial's folder on storage (beside Ray's ``checkpoint_*`` folders, so that Ray's rotation of
-those never deletes them)::
+A checkpoint's ``state.pt`` (segmentation and pretraining trials alike) holds the current
+model, the optimiser's state and the schedule. When the best model so far is not the current
+one, the best weights live in the trial's folder on storage (beside Ray's ``checkpoint_*``
+folders, so that Ray's rotation of those never deletes them)::
 
     RUN/<trial>/best/epoch_000007.safetensors    the best weights as of epoch 7
 
-and the checkpoint names that file in ``state.pt`` (``extra["best_file"]``) and, with its size,
+and the checkpoint names that file with its size in ``state.pt`` (``extra["needs"]``) and
 in its ``report.json`` under ``needs`` (:mod:`trainables.report_file`). A file is written once,
 at the first checkpoint that needs it: a trial whose every checkpoint holds its best so far
 (the common case while it still improves) writes none.
@@ -17,18 +17,23 @@ the checkpoint's epoch, even when the trial had written newer ones before a cras
 other names). A file is deleted only when no checkpoint folder left on storage names it
 (:meth:`BestStore.save` looks after writing a new one), and only those can be restored, by
 Ray or by ``--resume``'s repair of a stale snapshot (:mod:`search.repair`, which also checks
-``needs``). Once the trial has ended, the run folder's pruning (:mod:`search.pruning`) keeps
-what ``fault.keep`` asks for. Reads and writes go through :class:`core.storage.Location` on
-the filesystem Ray stores the trial on (local, ``s3://``). Example::
+``needs``). A store made with ``keep_previous`` also keeps the file it wrote before the new one:
+a data-parallel trial's checkpoint reaches the trial's folder while its workers already train
+the next epochs (:mod:`trainables.pretrain_ddp`), so the checkpoint naming the previous file
+may not be there yet when the next one is written. Once the trial has ended, the run folder's
+pruning (:mod:`search.pruning`) keeps what ``fault.keep`` asks for. Reads and writes go
+through :class:`core.storage.Location` on the filesystem Ray stores the trial on (local,
+``s3://``). Example::
 
     store = BestStore(Location.parse("runs/demo/Unet-resnet18_00001"))
-    needs = store.save(7, model.state_dict())   # {"best/epoch_000007.safetensors": 57150848}
-    weights = store.load("best/epoch_000007.safetensors")
+    needs = store.needs(7, model.state_dict())  # {"best/epoch_000007.safetensors": 57150848}
+    weights = store.restore(needs, epoch=7)     # in the restored trial
 """
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 
 import torch
 
@@ -43,8 +48,10 @@ CHECKPOINT_GLOB = "checkpoint_*"  # Ray's checkpoint folders in a trial's folder
 class BestStore:
     """The ``best/`` folder of one trial; ``trial`` is the trial's folder on storage."""
 
-    def __init__(self, trial: Location) -> None:
+    def __init__(self, trial: Location, *, keep_previous: bool = False) -> None:
         self.trial = trial
+        self.keep_previous = keep_previous
+        self._stored: tuple[int, dict[str, int]] | None = None  # (best epoch, its `needs`)
 
     @classmethod
     def for_ray_trial(cls) -> BestStore:
@@ -58,7 +65,22 @@ class BestStore:
     def name(epoch: int) -> str:
         return f"{BEST_DIR}/epoch_{epoch:06d}.safetensors"
 
-    def save(self, epoch: int, weights: dict[str, torch.Tensor]) -> dict[str, int]:
+    def needs(self, epoch: int, weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+        """``needs`` of a checkpoint whose best model is ``weights``, the best as of ``epoch``:
+        written at the first checkpoint that needs it, only named by the later ones."""
+        if self._stored is None or self._stored[0] != epoch:
+            self._stored = (epoch, self.save(epoch, weights))
+        return dict(self._stored[1])
+
+    def restore(self, needs: Mapping[str, int], *, epoch: int) -> dict[str, torch.Tensor]:
+        """The best weights a restored checkpoint names in ``needs`` (the best of ``epoch``);
+        later checkpoints of the trial name the same file until the best changes."""
+        (name,) = needs
+        weights = self.load(name)
+        self._stored = (epoch, dict(needs))
+        return weights
+
+    def save(self, epoch: int, weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Store ``weights`` as the best of ``epoch`` (atomically); delete the files that no
         checkpoint on storage names any more. Returns ``{name: size}`` for ``needs``."""
         from safetensors.torch import save
@@ -67,7 +89,8 @@ class BestStore:
         data = save(tensors, metadata={"epoch": str(epoch)})
         name = self.name(epoch)
         (self.trial / name).write_bytes(data)
-        self.forget_unneeded(keep={name})
+        previous = set(self._stored[1]) if self.keep_previous and self._stored else set()
+        self.forget_unneeded(keep={name} | previous)
         return {name: len(data)}
 
     def load(self, name: str) -> dict[str, torch.Tensor]:
@@ -95,3 +118,13 @@ class BestStore:
                 path.delete()
                 gone.append(name)
         return gone
+
+
+def restore_best(
+    store: BestStore | None, needs: Mapping[str, int], *, epoch: int
+) -> dict[str, torch.Tensor]:
+    """:meth:`BestStore.restore`, or a one-line error where a trial runs without its store."""
+    if store is None:
+        raise UserError("this checkpoint's best weights are stored beside it in the "
+                        "trial's folder; restore it under Ray Tune")  # fmt: skip
+    return store.restore(needs, epoch=epoch)

@@ -12,7 +12,16 @@ checkpoint; :class:`_Forward` (a Ray Train callback on the controller) hands ran
 and the persisted checkpoint to the Tune trial through a queue, and the trial reports both to
 Tune. So Tune holds the same checkpoints as for one-process trials, and a trial restarted by
 Tune (a failure, a driver restart) passes its last one to every worker: resume is exact.
-The zoo export runs on rank 0 only.
+The zoo export runs on rank 0 only, and rank 0 writes the best weights, once per trial, into
+the Tune trial's ``best/`` folder (:mod:`trainables.best_store`), which every worker reads
+from on a restore.
+
+Ray Train's own run folder is ``RUN/<trial>/train/ddp-<attempt>`` on the sweep's storage,
+where every worker can reach it; Train keeps one checkpoint there (Tune copies each into the
+trial's ``checkpoint_*``). It was the trial's local log folder before, which Tune copies to
+storage without ever deleting: every epoch's whole state stayed there (45 of 4.6 MB for a
+45-epoch trial of a tiny encoder). The ended trial's pruning removes ``train/``
+(:mod:`search.pruning`).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +38,7 @@ from core import keys as K
 from trainables import checkpoint as ckpt
 
 POLL_S = 0.5
+TRAIN_DIR = "train"  # Ray Train's run folders in the Tune trial's folder
 WAIT_FOR_WORKERS_S = 7 * 24 * 3600
 
 
@@ -50,11 +61,15 @@ def ddp_trainable(cfg: Any, config: Mapping[str, Any], data: Any) -> None:
     from ray.train.torch import TorchTrainer
     from ray.util.queue import Queue
 
+    from trainables.best_store import BestStore
+
     # a job whose workers wait for CPUs that other trials hold waits as long as a Tune trial
     # would, instead of failing after Ray Train's 60 s (the variable reaches the controller)
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WAIT_FOR_WORKERS_S))
     queue: Queue = Queue(actor_options={"num_cpus": 0})
     start = tune.get_checkpoint()  # our last checkpoint of this trial: every worker loads it
+    trial_dir = BestStore.for_ray_trial().trial  # the Tune trial's folder on Ray's storage
+    fs, fs_path = trial_dir.resolve()
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={
@@ -62,6 +77,7 @@ def ddp_trainable(cfg: Any, config: Mapping[str, Any], data: Any) -> None:
             "data": data,
             "checkpoint": start,
             "queue": queue,
+            "trial_dir": trial_dir,
         },
         scaling_config=train.ScalingConfig(
             num_workers=cfg.workers,
@@ -69,8 +85,11 @@ def ddp_trainable(cfg: Any, config: Mapping[str, Any], data: Any) -> None:
             resources_per_worker={"CPU": cfg.worker_cpu, "GPU": cfg.worker_gpu},
         ),
         run_config=train.RunConfig(
-            name="ddp",
-            storage_path=str(Path(tune.get_context().get_trial_dir()) / "train"),
+            # a fresh name per attempt: a retried trial never meets an earlier attempt's Train
+            # snapshot (Train restores it, and fails when it names a deleted checkpoint)
+            name=f"ddp-{uuid.uuid4().hex[:8]}",
+            storage_path=f"{fs_path}/{TRAIN_DIR}",
+            storage_filesystem=fs,
             failure_config=train.FailureConfig(max_failures=0),  # Tune retries the trial
             checkpoint_config=train.CheckpointConfig(num_to_keep=1),  # Tune keeps its own
             callbacks=[_Forward(queue)],
@@ -152,6 +171,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     from ray import train
     from ray.train.torch import get_device
 
+    from trainables.best_store import BestStore
     from trainables.pretraining import PretrainConfig, PretrainTrial, run_pretraining
     from trainables.runtime import resolve_runtime
 
@@ -167,7 +187,11 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     if rank == 0 and loop_config.get("queue"):  # the Tune trial removes the job's
         # reservation if Tune stops it early
         loop_config["queue"].put(("placement_group", ray.util.get_current_placement_group()))
-    trial = PretrainTrial(cfg, loop_config["data"], runtime, rank=rank, world=world, cpus=cpus)
+    # the checkpoint naming the best file written before reaches the trial's folder while
+    # the workers train on (see BestStore's keep_previous)
+    store = BestStore(loop_config["trial_dir"], keep_previous=True)
+    trial = PretrainTrial(cfg, loop_config["data"], runtime, rank=rank, world=world, cpus=cpus,
+                          best_store=store)  # fmt: skip
     start = loop_config["checkpoint"]
     if start is not None:
         with start.as_directory() as folder:

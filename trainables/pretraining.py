@@ -34,6 +34,7 @@ from core import keys as K
 from core.errors import ConfigError, UserError
 from core.storage import Location
 from trainables import checkpoint as ckpt
+from trainables.best_store import BestStore, restore_best
 from trainables.classify import (
     ClassificationLoss,
     Classifier,
@@ -108,7 +109,11 @@ class PretrainConfig(TypedConfig):
 
 
 class PretrainTrial:
-    """One pretraining run as explicit state: step an epoch, checkpoint, restore, export."""
+    """One pretraining run as explicit state: step an epoch, checkpoint, restore, export.
+
+    With a ``best_store`` (under Ray: the trial's folder on storage), a checkpoint whose best
+    model is an older epoch's names the best weights stored once for the trial
+    (:mod:`trainables.best_store`); without one they ride in ``state.pt``."""
 
     def __init__(
         self,
@@ -119,8 +124,10 @@ class PretrainTrial:
         rank: int = 0,
         world: int = 1,
         cpus: int = 1,
+        best_store: BestStore | None = None,
     ) -> None:
         self.cfg, self.data, self.rt, self.rank, self.world = cfg, data, runtime, rank, world
+        self.best_store = best_store
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.model = Classifier(cfg.encoder, len(data.classes))
         apply_init(
@@ -193,11 +200,23 @@ class PretrainTrial:
             K.WALL_S: self.wall_s,  # cumulative, as segmentation reports it
         }
 
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        return self.best_model if self.best_model is not None else self.model.state_dict()
+
     def best_encoder(self) -> dict[str, torch.Tensor]:
-        weights = self.best_model if self.best_model is not None else self.model.state_dict()
+        weights = self.best_weights()
         return {k[len("encoder.") :]: v for k, v in weights.items() if k.startswith("encoder.")}
 
     def state(self) -> ckpt.TrialState:
+        """The checkpoint. Its best model: none when the current model is the best; an older
+        epoch's is stored once for the trial (named under ``extra["needs"]``) with a store,
+        inline without one. Only rank 0 writes it: only rank 0's checkpoint is kept."""
+        extra: dict[str, Any] = {"config": self.cfg.to_dict(), K.WALL_S: self.wall_s}
+        best = None if self.best_epoch == self.epoch else self.best_model
+        if best is not None and self.best_store is not None:
+            if self.rank == 0:
+                extra[ckpt.NEEDS] = self.best_store.needs(self.best_epoch, best)
+            best = None
         return ckpt.TrialState(
             epoch=self.epoch,
             model=_clone(self.model.state_dict()),
@@ -208,9 +227,9 @@ class PretrainTrial:
                 "best_top1": self.best[0],
                 "best_top5": self.best[1],
             },
-            best_model=self.best_model,
+            best_model=best,
             rng=ckpt.rng_state(),
-            extra={"config": self.cfg.to_dict(), K.WALL_S: self.wall_s},
+            extra=extra,
         )
 
     def restore(self, state: ckpt.TrialState) -> None:
@@ -219,7 +238,13 @@ class PretrainTrial:
         self.sched.load_state_dict(state.schedule["sched"])
         self.epoch, self.best_epoch = state.epoch, int(state.schedule["best_epoch"])
         self.best = (float(state.schedule["best_top1"]), float(state.schedule["best_top5"]))
-        self.best_model = state.best_model
+        needs = state.extra.get(ckpt.NEEDS)
+        if needs:  # the best weights as of this checkpoint, stored once for the trial
+            self.best_model = restore_best(self.best_store, needs, epoch=self.best_epoch)
+        elif state.best_model is not None:  # inline (no store, or written before there was one)
+            self.best_model = state.best_model
+        else:  # the checkpoint's model is the best
+            self.best_model = _clone(state.model)
         self.last_result = state.extra.get("result")
         self.history = list(state.extra.get(K.HISTORY, []))
         self.wall_s = float(state.extra.get(K.WALL_S, 0.0))
@@ -301,8 +326,12 @@ def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
 
     def final(folder: Path) -> dict[str, Any]:
         result = {K.DONE: True, K.BEST_EPOCH: trial.best_epoch, K.BEST_VAL_TOP1: trial.best[0]}
-        if trial.cfg.zoo_name and trial.rank == 0:  # one export per trial, from rank 0
+        if trial.rank:
+            return result
+        if trial.cfg.zoo_name:  # one export per trial, from rank 0
             result[K.ZOO_ENTRY] = trial.export()
+        else:  # no zoo entry: the best weights stay with the trial (what fault.keep keeps)
+            ckpt.save_model(folder, trial.best_weights(), trial.cfg.to_dict())
         return result
 
     run_epochs(trial, report, final=final, name="pretrain", every=trial.cfg.checkpoint_every)
@@ -329,7 +358,7 @@ def pretraining_trainable(config: dict[str, Any], *, data: ClassificationData) -
             from trainables.pretrain_ddp import ddp_trainable
 
             return ddp_trainable(cfg, config, data)
-        trial = PretrainTrial(cfg, data, runtime, cpus=cpus)
+        trial = PretrainTrial(cfg, data, runtime, cpus=cpus, best_store=BestStore.for_ray_trial())
     except UserError as err:
         ray_report({K.INFEASIBLE: True, K.ERROR: str(err)}, None)
         return

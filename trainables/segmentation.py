@@ -27,7 +27,7 @@ from core.errors import UserError
 from trainables import checkpoint as ckpt
 from trainables import feasibility, metrics
 from trainables.augment import create_augmentation
-from trainables.best_store import BestStore
+from trainables.best_store import BestStore, restore_best
 from trainables.config import SegmentationConfig
 from trainables.data.dataset import TRAIN, VAL, SegmentationData, Split
 from trainables.loop import (
@@ -99,7 +99,6 @@ class SegmentationTrial:
         self.history: list[dict[str, Any]] = []  # every epoch's report so far; restored too
         self.best_model: dict[str, torch.Tensor] | None = None  # None: the current model
         self.best_store = best_store
-        self._stored: tuple[int, dict[str, int]] | None = None  # (best epoch, its `needs`)
 
     # --- state -------------------------------------------------------------------------
     def state(self) -> ckpt.TrialState:
@@ -107,7 +106,8 @@ class SegmentationTrial:
         stored there, once per best epoch, and named under ``extra["needs"]``."""
         best, extra = self.best_model, {"wall_s": self.wall_s, "config": self.cfg.to_dict()}
         if best is not None and self.best_store is not None:
-            extra[ckpt.NEEDS], best = self._store_best(), None
+            extra[ckpt.NEEDS] = self.best_store.needs(self.schedule.best_epoch, best)
+            best = None
         return ckpt.TrialState(
             epoch=self.epoch,
             model=self.model.state_dict(),
@@ -119,13 +119,6 @@ class SegmentationTrial:
             extra=extra,
         )
 
-    def _store_best(self) -> dict[str, int]:
-        epoch = self.schedule.best_epoch
-        if self._stored is None or self._stored[0] != epoch:
-            assert self.best_store is not None and self.best_model is not None
-            self._stored = (epoch, self.best_store.save(epoch, self.best_model))
-        return self._stored[1]
-
     def restore(self, state: ckpt.TrialState) -> None:
         self.model.load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
@@ -135,12 +128,8 @@ class SegmentationTrial:
         self.best_model = state.best_model
         needs = state.extra.get(ckpt.NEEDS)
         if needs:  # the best weights as of this checkpoint, stored once for the trial
-            if self.best_store is None:
-                raise UserError("this checkpoint's best weights are stored beside it in the "
-                                "trial's folder; restore it under Ray Tune")  # fmt: skip
-            (name,) = needs
-            self.best_model = self.best_store.load(name)
-            self._stored = (self.schedule.best_epoch, dict(needs))
+            epoch = self.schedule.best_epoch
+            self.best_model = restore_best(self.best_store, needs, epoch=epoch)
         self.epoch, self.wall_s = state.epoch, float(state.extra.get("wall_s", 0.0))
         self.last_result = state.extra.get("result")
         self.history = list(state.extra.get(K.HISTORY, []))
