@@ -1,7 +1,7 @@
 """A MicroNet-like image-folder classification set of procedural microstructures.
 
-``OUT/{train,val}/<class>/NAME.png`` (or ``.tif``, uncompressed; 8-bit grey, like most SEM/optical micrographs; the
-loaders replicate grey to 3 channels). Every class draws its feature
+``OUT/{train,val}/<class>/NAME.png`` (or ``.tif``, uncompressed; 8-bit grey, like most
+SEM/optical micrographs; the loaders replicate grey to 3 channels). Every class draws its feature
 size, volume fraction, polarity and imaging per image, so classes overlap in brightness and
 scale and must be told apart by morphology: learnable, but not trivially.
 """
