@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from analysis import results as R
+from search.commands.sweep import format_summary
 from search.experiment import parse_experiment
 from search.launch import run_sweep
 from search.strategies import list_schedulers, list_searchers
@@ -76,13 +77,17 @@ def test_every_registered_task_runs_through_the_launcher(ray_local, tmp_path, ta
     assert task in EXAMPLES, f"add a small example experiment for task {task!r}"
     example = EXAMPLES[task](tmp_path)
     fifo = {"name": "fifo", "max_epochs": 2}
-    rows = _run(tmp_path, task, kind=task, scheduler=fifo, **example)
+    base = {"name": task, "storage": str(tmp_path / "runs"), "resources": {"cpu": 1}}
+    result = run_sweep(parse_experiment({**base, "kind": task, "scheduler": fifo, **example},
+                                        base_dir=tmp_path))  # fmt: skip
     metric = get_task(task).metric
-    for row in rows:
+    for row in result.trials:
         assert row[R.STATUS] == R.COMPLETED and row[R.EPOCHS] == 2, row
         assert 0 <= row[metric] <= 1  # the task's own objective names the column
     epochs = (tmp_path / "runs" / task / R.EPOCHS_FILE).is_file()
     assert epochs
+    summary = format_summary(result)  # what `microsweep sweep` prints at the end
+    assert f"{result.best[metric]:.4f}" in summary and "best trial:" in summary
 
 
 @pytest.mark.parametrize("scheduler", list_schedulers())

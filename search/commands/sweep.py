@@ -86,23 +86,48 @@ def pair_progress(done: int, total: int) -> None:
 
 
 def format_summary(result) -> str:
-    """Best trial, counts by status, and the command to run next."""
-    from analysis import results as R
-
+    """Best trial by the task's objective, counts by status, and the command to run next."""
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or "no trials"
     lines = [f"results: {result.run_dir}", f"trials: {counts}"]
-    best = result.best
-    if best:
-        factors = {k: best.get(k) for k in result.plan.experiment.space}
+    if result.best:
+        lines += _best_lines(result)
+    nxt = _next_line(result)
+    return "\n".join(lines + ([nxt] if nxt else []))
+
+
+def _best_lines(result) -> list[str]:
+    from analysis import results as R
+    from core import keys as K
+
+    best, exp = result.best, result.plan.experiment
+    metric = exp.task.metric
+    factors = {k: best.get(k) for k in exp.space}
+    score = f"  {_LABELS.get(metric, metric)} {best[metric]:.4f}"
+    if metric == K.VAL_IOU:
         test = best.get(R.TEST_IOU)
-        lines += [
-            f"best trial: {best[R.TRIAL]} {factors} seed {best.get(R.SEED)}",
-            f"  val IoU {best[R.VAL_IOU]:.4f}"
-            + (f", test IoU {test:.4f}" if test is not None else ", test IoU - (not completed)"),
-            f"  checkpoint: {_checkpoint(result.run_dir, best.get(R.CHECKPOINT))}",
-        ]
-    lines.append(f"next: microsweep report {result.run_dir}")
-    return "\n".join(lines)
+        score += f", test IoU {test:.4f}" if test is not None else ", test IoU - (not completed)"
+    return [
+        f"best trial: {best[R.TRIAL]} {factors} seed {best.get(R.SEED)}",
+        score,
+        f"  checkpoint: {_checkpoint(result.run_dir, best.get(R.CHECKPOINT))}",
+    ]
+
+
+def _next_line(result) -> str | None:
+    """What to run next: a segmentation run's report; a pretraining run's zoo entry in use."""
+    from core import keys as K
+
+    exp = result.plan.experiment
+    zoo = result.best.get(K.ZOO_ENTRY) if result.best else None
+    if exp.task.metric == K.VAL_IOU:
+        return f"next: microsweep report {result.run_dir}"
+    if zoo:
+        where = exp.train.get("zoo_dir", "ZOO")
+        return f"next: a segmentation sweep with init: zoo:{zoo} and train.zoo_dir: {where}"
+    return None
+
+
+_LABELS = {"val_iou": "val IoU", "val_top1": "val top-1"}  # the objectives' names in lines
 
 
 def _checkpoint(run_dir: Location, relative: str | None) -> str:
