@@ -32,8 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=_DEFAULTS.patience)
     p.add_argument("--size", type=int, default=_DEFAULTS.size, help="crop size (multiple of 32)")
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    p.add_argument("--lr", type=float, default=_DEFAULTS.lr)
-    p.add_argument("--lr-step", type=int, default=_DEFAULTS.lr_step, help="StepLR step (epochs)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=_DEFAULTS.lr,
+        help=f"learning rate at a global batch of {_DEFAULTS.lr_batch}, scaled linearly to "
+        f"--batch-size x --workers (default {_DEFAULTS.lr:g})",
+    )
+    p.add_argument(
+        "--lr-step",
+        type=int,
+        default=_DEFAULTS.lr_step,
+        help=f"epochs between decays of the rate by {_DEFAULTS.lr_gamma:g} "
+        f"(default {_DEFAULTS.lr_step})",
+    )
     p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     p.add_argument(
         "--workers",
