@@ -92,6 +92,38 @@ def _chosen(
     )
 
 
+FOLDS_FILE = "folds.json"  # RUN/confirm/folds.json: the fold set the confirm stage trains on
+
+
+def check_fold_set(run_dir: Any, fold_set: FoldSet) -> None:
+    """Refuse a fold set other than the one this run folder's confirm stage trained on (its
+    fold ``i`` rows would be ranked with another split's fold ``i``); more or fewer folds of
+    the same set are fine (those done are reused)."""
+    import json
+
+    from analysis import results as R
+
+    record = run_dir / R.CONFIRM / FOLDS_FILE
+    if not record.is_file():
+        return
+    before = json.loads(record.read_bytes()).get("set")
+    if before != fold_set.name:
+        raise UserError(
+            f"this run folder's confirm stage is over the fold set {before}, but --folds now "
+            f"picks {fold_set.name}; set `data.split_file` to a fold file of {before}, or give "
+            "the experiment a new name (--set name=)"
+        )
+
+
+def record_fold_set(run_dir: Any, fold_set: FoldSet) -> None:
+    """Write ``RUN/confirm/folds.json`` (before the first fold stage trains)."""
+    from analysis import results as R
+    from core.storage import write_json
+
+    files = {str(i): path.name for i, path in fold_set.files.items()}
+    write_json(run_dir / R.CONFIRM / FOLDS_FILE, {"set": fold_set.name, "files": files})
+
+
 def check_confirm_kind(trials: Any, *, folds: bool) -> None:
     """Refuse mixing a confirm stage over seeds with one over folds in one run folder."""
     from analysis import results as R

@@ -32,7 +32,7 @@ from analysis import results as R
 from core.errors import UserError
 from core.storage import Location
 from search.experiment import Experiment, SchedulerSettings, Search, load_experiment
-from search.folds import check_confirm_kind, find_folds
+from search.folds import check_confirm_kind, check_fold_set, find_folds, record_fold_set
 from search.launch import load_saved_experiment, run_sweep
 from search.progress import Printer, stderr_line
 from search.resume import TUNER_FILE
@@ -68,12 +68,15 @@ def recommend(
     fold_set = None
     if folds not in (None, False):  # every refusal before Ray starts
         fold_set = find_folds(exp, count=None if folds is True else int(folds))
+        check_fold_set(exp.run_dir, fold_set)
     if (exp.run_dir / R.TRIALS_FILE).is_file():
         check_confirm_kind(_trials(exp.run_dir), folds=fold_set is not None)
     printer(f"recommend: search stage in {exp.run_dir}")
     run_sweep(exp, address=address, resume=(exp.ray_dir / TUNER_FILE).exists())
     factors = _factors(exp)
     configs = [c.config for c in candidates(_trials(exp.run_dir), factors, top=top)]
+    if fold_set is not None:
+        record_fold_set(exp.run_dir, fold_set)
     for stage in _confirm_stages(exp, configs, seeds=seeds, fold_set=fold_set, printer=printer):
         if stage.fold is not None:
             printer(f"recommend: fold {stage.fold} ({stage.data.split_file.name})")

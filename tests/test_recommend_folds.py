@@ -216,3 +216,17 @@ def test_recommend_over_two_folds_end_to_end(ray_local, flat, capsys):
     assert rec["candidates"][0]["paired_to_next"]["n_pairs"] == 2  # paired by fold
     meta = json.loads((run / "model" / "model.json").read_text())
     assert meta["provenance"]["members"][0]["fold"] in (1, 2)
+
+
+def test_another_fold_set_is_refused_where_one_was_confirmed(flat, capsys, monkeypatch):
+    from search.folds import check_fold_set, record_fold_set
+
+    write_splits(flat, folds=3)
+    exp = load_experiment(flat.parent / "exp.yaml")
+    record_fold_set(exp.run_dir, find_folds(exp, count=None))  # as a first --folds run does
+    check_fold_set(exp.run_dir, find_folds(exp, count=2))  # fewer folds of the same set: fine
+    write_splits(flat, folds=4, seed=1)
+    other = "--set=data.split_file=splits/NewAlloy-seed1-fold2of4.yaml"
+    err = refused(capsys, monkeypatch, "exp.yaml", "--folds", other)
+    assert "over the fold set NewAlloy-seed0-fold*of3, but --folds now picks" in err
+    assert "NewAlloy-seed1-fold*of4" in err
