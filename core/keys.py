@@ -16,6 +16,7 @@ VAL_TOP1 = "val_top1"  # pretraining's objective
 VAL_TOP5 = "val_top5"
 LR = "lr"
 WALL_S = "wall_s"  # seconds of training + validation since the trial started (cumulative)
+DATA_WAIT_S = "data_wait_s"  # pretraining: seconds this epoch's training waited for its loader
 HISTORY = "history"  # after a restore: every epoch up to the checkpoint, a JSON array
 
 # --- the end of a trial ------------------------------------------------------------------------

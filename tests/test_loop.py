@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -115,6 +116,29 @@ def test_crops_are_deterministic_per_seed_and_read_only_images_work():
     image, mask = a[0]
     assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
     assert mask.shape == (32, 32) and mask.dtype == torch.long
+
+
+def test_the_epoch_reports_how_long_it_waited_for_its_loader():
+    class Slow(torch.utils.data.Dataset):
+        def __init__(self, delay: float) -> None:
+            self.delay = delay
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int):
+            time.sleep(self.delay)
+            return torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(8, 8, dtype=torch.long)
+
+    model = nn.Conv2d(3, 2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    waits = {}
+    for delay in (0.0, 0.1):
+        timing: dict[str, float] = {}
+        loader = torch.utils.data.DataLoader(Slow(delay), batch_size=2)
+        train_one_epoch(model, loader, SegmentationLoss(), opt, CPU, timing=timing)
+        waits[delay] = timing["data_wait_s"]
+    assert waits[0.1] >= 0.4 and waits[0.0] < 0.1  # 4 items of 0.1 s, fetched in the loop
 
 
 def test_flips_of_a_sample_are_drawn_independently():

@@ -8,6 +8,7 @@ augmentations whether or not the trial was resumed before it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from core.keys import DATA_WAIT_S
 from trainables import metrics
 from trainables.augment import seed_augmentation
 from trainables.tiling import Runtime, predict_logits
@@ -76,11 +78,24 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     runtime: Runtime,
     scaler: torch.amp.GradScaler | None = None,
+    *,
+    timing: dict[str, float] | None = None,
 ) -> float:
-    """Mean training loss over the epoch; raises :class:`Diverged` on a non-finite loss."""
+    """Mean training loss over the epoch; raises :class:`Diverged` on a non-finite loss.
+
+    ``timing`` (a dict) receives ``data_wait_s``: the seconds the loop waited for the loader's
+    next batch. Each step ends by reading its loss (a device sync), so that is time the
+    device sat idle: a loader that keeps up waits ~0 after its first batch."""
     model.train()
-    total, n = 0.0, 0
-    for images, masks in loader:
+    total, n, wait = 0.0, 0, 0.0
+    batches = iter(loader)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        wait += time.perf_counter() - t0
+        if batch is None:
+            break
+        images, masks = batch
         x, y = runtime.prepare(images), masks.to(runtime.device)
         with runtime.autocast():
             logits = model(x)
@@ -95,6 +110,8 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         total, n = total + value * len(images), n + len(images)
+    if timing is not None:
+        timing[DATA_WAIT_S] = wait
     return total / max(n, 1)
 
 
