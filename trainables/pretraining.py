@@ -39,6 +39,7 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
+    classifier_parameters,
     collate_images,
     eval_transform,
     evaluate,
@@ -53,7 +54,7 @@ from trainables.loop import train_one_epoch
 from trainables.pretrain_config import PretrainConfig, check_zoo_name_free, lr_factor, scaled_lr
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
-from trainables.task import TASKS, Task
+from trainables.task import BYTES_PER_VALUE, TASKS, Task, TrialStorage
 from trainables.zoo import export_encoder
 
 __all__ = ["PretrainConfig", "PretrainTrial", "check_zoo_name_free", "lr_factor",
@@ -339,6 +340,21 @@ class PretrainingTask(Task):
     def trainable(self) -> Callable[..., None]:
         return pretraining_trainable
 
+    def trial_storage(
+        self, config: Mapping[str, Any], *, data: Any, workers: int = 1
+    ) -> TrialStorage | None:
+        """fp32 weights and SGD's momentum per state (none without momentum); a completed
+        trial keeps ``model.safetensors`` unless it exported to the zoo (outside the run
+        folder); a data-parallel trial also holds Ray Train's checkpoint in ``train/`` and, on
+        rank 0, the best file before the newest (:mod:`trainables.pretrain_ddp`)."""
+        cfg = PretrainConfig.from_dict(config)
+        whole, encoder = classifier_parameters(cfg.encoder, _class_count(data))
+        best = BYTES_PER_VALUE * whole
+        state = (2 if cfg.momentum > 0 else 1) * best
+        extra = state + best if workers > 1 else 0
+        zoo = BYTES_PER_VALUE * encoder if cfg.zoo_name else 0
+        return TrialStorage(state, best, kept=0 if zoo else best, running_extra=extra, outside=zoo)
+
     def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
         """Several workers: each trial a Ray Train job (see :mod:`trainables.pretrain_ddp`);
         the trial itself reserves nothing, its workers reserve ``resources`` each."""
@@ -350,6 +366,15 @@ class PretrainingTask(Task):
 
         # Ray refuses an empty request: the trial asks for a token of memory only
         return tune.with_resources(WithWorkers(function, resources, workers), {"memory": 1})
+
+
+def _class_count(spec: Any) -> int:
+    """Classes of a local image folder (its ``train/`` subfolders); 2 (the fewest allowed)
+    where listing them would read a manifest or a bucket: they only size the linear head."""
+    root = spec.get("root") if isinstance(spec, Mapping) else None
+    if root is None or "://" in str(root) or not (Path(root) / "train").is_dir():
+        return 2
+    return max(2, sum(p.is_dir() for p in (Path(root) / "train").iterdir()))
 
 
 TASKS.add(PretrainingTask.name, PretrainingTask())
