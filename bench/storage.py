@@ -19,7 +19,7 @@ both ways at the same time in two processes, one trial at a time in each, and ch
 ``trials.parquet`` holds the same results in both runs.
 
     python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
-    python bench/storage.py --pretraining [--out bench-storage]                # ~1 min, 2 cores
+    python bench/storage.py --pretraining [--out bench-storage] [--workers 2]  # ~1 min, 2 cores
     python bench/storage.py --demo [--out bench-storage]                       # ~30 min, 2 cores
 """
 
@@ -131,7 +131,9 @@ def small_experiments(out: Path, epochs: int, repeats: int):
         yield keep, experiment(out, data, keep, epochs, repeats)
 
 
-def pretraining_experiment(out: Path, data: Path, keep: str, *, epochs: int = 4, repeats: int = 2):
+def pretraining_experiment(
+    out: Path, data: Path, keep: str, *, epochs: int = 4, repeats: int = 2, workers: int = 1
+):
     """A tiny pretraining sweep (``RUN = out/runs/pretrain-KEEP``): resnet18 at 32 px,
     ``checkpoints_to_keep: 1``, one trial at a time; lr 1e-6 keeps val top-1 at its first
     value, so that every checkpoint after the first names a best file and Ray holds the best
@@ -145,18 +147,24 @@ def pretraining_experiment(out: Path, data: Path, keep: str, *, epochs: int = 4,
         "space": {}, "train": train, "repeats": repeats,
         "scheduler": {"name": "fifo", "max_epochs": epochs},
         "fault": {"keep": keep, "checkpoints_to_keep": 1},
-        "resources": {"cpu": os.cpu_count() or 1}, "storage": str(out / "runs"),
+        "resources": {"cpu": max(1, (os.cpu_count() or 1) // workers),
+                      "workers_per_trial": workers}, "storage": str(out / "runs"),
     }  # fmt: skip
     return parse_experiment(raw, base_dir=out)
 
 
-def pretraining_experiments(out: Path, epochs: int, repeats: int):
+def pretraining_experiments(out: Path, epochs: int, repeats: int, workers: int = 1):
     from trainables.data.synth import generate
 
     data = generate("micronet", out / "data", n_train=4, n_val=2, size=64, n_classes=3,
                     overwrite=True)  # fmt: skip
     for keep in ("all", "best"):
-        yield keep, pretraining_experiment(out, data, keep, epochs=epochs, repeats=repeats)
+        yield (
+            keep,
+            pretraining_experiment(
+                out, data, keep, epochs=epochs, repeats=repeats, workers=workers
+            ),
+        )
 
 
 def state_sizes(run: Path) -> list[int]:
@@ -232,6 +240,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--demo", action="store_true", help="the real `make demo` experiment")
     parser.add_argument("--pretraining", action="store_true", help="a tiny pretraining sweep")
+    parser.add_argument("--workers", type=int, default=1, help="--pretraining: per trial (DDP)")
     parser.add_argument("--demo-mode", choices=("all", "best"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.demo_mode:  # one mode of --demo, in its own process
@@ -247,8 +256,11 @@ def main() -> None:
         figures = demo_side_by_side(args.out)
     else:
         shutil.rmtree(args.out, ignore_errors=True)
-        sweeps = pretraining_experiments if args.pretraining else small_experiments
-        for keep, exp in sweeps(args.out, args.epochs, args.repeats):
+        if args.pretraining:
+            sweeps = pretraining_experiments(args.out, args.epochs, args.repeats, args.workers)
+        else:
+            sweeps = small_experiments(args.out, args.epochs, args.repeats)
+        for keep, exp in sweeps:
             # a tiny trial's checkpoint lives a fraction of a second before Ray rotates it
             figures[keep] = measure(exp, every=0.01 if args.pretraining else 0.2)
             print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
