@@ -8,12 +8,18 @@ size sampled every 0.2 s in a thread), the median bytes of one checkpoint folder
 checkpoint cost), and the dry run's predicted footprint (search.footprint) against the measured
 one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 %.
 
+``--pretraining`` runs a tiny pretraining sweep instead (:func:`pretraining_experiment`:
+resnet18 classifiers on synthetic micronet at 32 px, SGD, 2 trials of 4 epochs, no zoo
+export, so that ``best`` keeps each trial's ``model.safetensors``), both ways, one trial at a
+time: the same figures, for the task's own estimate (SGD's momentum, not Adam's moments).
+
 ``--demo`` runs the real ``make demo`` experiment instead (search.demo: its data, its two
 zoo encoders, pretrained once for 1 epoch instead of 10 and shared, every trial of its grid),
 both ways at the same time in two processes, one trial at a time in each, and checks that
 ``trials.parquet`` holds the same results in both runs.
 
     python bench/storage.py [--out bench-storage] [--epochs 4] [--repeats 2]   # ~5 min, 2 cores
+    python bench/storage.py --pretraining [--out bench-storage] [--workers 2]  # ~1 min, 2 cores
     python bench/storage.py --demo [--out bench-storage]                       # ~30 min, 2 cores
 """
 
@@ -125,6 +131,42 @@ def small_experiments(out: Path, epochs: int, repeats: int):
         yield keep, experiment(out, data, keep, epochs, repeats)
 
 
+def pretraining_experiment(
+    out: Path, data: Path, keep: str, *, epochs: int = 4, repeats: int = 2, workers: int = 1
+):
+    """A tiny pretraining sweep (``RUN = out/runs/pretrain-KEEP``): resnet18 at 32 px,
+    ``checkpoints_to_keep: 1``, one trial at a time; lr 1e-6 keeps val top-1 at its first
+    value, so that every checkpoint after the first names a best file and Ray holds the best
+    and the latest checkpoint while it writes the next: the estimate's worst case, happening."""
+    from search.experiment import parse_experiment
+
+    train = {"encoder": "resnet18", "size": 32, "batch_size": 4, "samples_per_epoch": 8,
+             "lr": 1e-6, "precision": "fp32", "loader_workers": 0}  # fmt: skip
+    raw = {
+        "name": f"pretrain-{keep}", "kind": "pretraining", "data": {"root": str(data)},
+        "space": {}, "train": train, "repeats": repeats,
+        "scheduler": {"name": "fifo", "max_epochs": epochs},
+        "fault": {"keep": keep, "checkpoints_to_keep": 1},
+        "resources": {"cpu": max(1, (os.cpu_count() or 1) // workers),
+                      "workers_per_trial": workers}, "storage": str(out / "runs"),
+    }  # fmt: skip
+    return parse_experiment(raw, base_dir=out)
+
+
+def pretraining_experiments(out: Path, epochs: int, repeats: int, workers: int = 1):
+    from trainables.data.synth import generate
+
+    data = generate("micronet", out / "data", n_train=4, n_val=2, size=64, n_classes=3,
+                    overwrite=True)  # fmt: skip
+    for keep in ("all", "best"):
+        yield (
+            keep,
+            pretraining_experiment(
+                out, data, keep, epochs=epochs, repeats=repeats, workers=workers
+            ),
+        )
+
+
 def state_sizes(run: Path) -> list[int]:
     """Bytes of each ``state.pt`` left in the run: what one epoch's checkpoint writes."""
     return [p.stat().st_size for p in run.glob("*/checkpoint_*/state.pt")]
@@ -172,10 +214,12 @@ def same_results(runs: list[Path]) -> str:
     return f"DIFFERENT: {differ} of {len(tables[0])} rows (or counts {[len(t) for t in tables]})"
 
 
-def measure(exp) -> dict[str, float]:
+def measure(exp, *, every: float = 0.2) -> dict[str, float]:
+    """Run ``exp``; its run folder's final and peak bytes (sampled every ``every`` s) beside
+    the dry run's estimate."""
     run = Path(str(exp.run_dir))
     predicted = estimate_footprint(make_plan(exp))
-    sampler = PeakSampler(run)
+    sampler = PeakSampler(run, every=every)
     sampler.start()
     t0 = time.perf_counter()
     result = run_sweep(exp)
@@ -195,6 +239,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--demo", action="store_true", help="the real `make demo` experiment")
+    parser.add_argument("--pretraining", action="store_true", help="a tiny pretraining sweep")
+    parser.add_argument("--workers", type=int, default=1, help="--pretraining: per trial (DDP)")
     parser.add_argument("--demo-mode", choices=("all", "best"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.demo_mode:  # one mode of --demo, in its own process
@@ -210,8 +256,13 @@ def main() -> None:
         figures = demo_side_by_side(args.out)
     else:
         shutil.rmtree(args.out, ignore_errors=True)
-        for keep, exp in small_experiments(args.out, args.epochs, args.repeats):
-            figures[keep] = measure(exp)
+        if args.pretraining:
+            sweeps = pretraining_experiments(args.out, args.epochs, args.repeats, args.workers)
+        else:
+            sweeps = small_experiments(args.out, args.epochs, args.repeats)
+        for keep, exp in sweeps:
+            # a tiny trial's checkpoint lives a fraction of a second before Ray rotates it
+            figures[keep] = measure(exp, every=0.01 if args.pretraining else 0.2)
             print(f"[{keep}] {figures[keep]}", flush=True)  # the raw figures, before the table
     mb = 1e6
     print(f"{'':28}{'keep: all':>12}{'keep: best':>12}{'best/all':>10}")
@@ -239,7 +290,9 @@ def main() -> None:
                   f"{f[key] / mb:.1f} MB: ratio {ratio:.2f}")  # fmt: skip
     print(f"wall: all {figures['all']['wall_s']:.0f} s, best {figures['best']['wall_s']:.0f} s; "
           f"statuses {figures['all']['counts']} / {figures['best']['counts']}")  # fmt: skip
-    print(f"(storage {Location.parse(args.out / 'runs')}, {os.cpu_count()} cores, shared)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"(storage {Location.parse(args.out / 'runs')}, {os.cpu_count()} cores, shared; "
+          f"load average at the end {load})")  # fmt: skip
 
 
 if __name__ == "__main__":

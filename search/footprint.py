@@ -1,19 +1,25 @@
 """The storage a sweep will need, estimated before launch (``microsweep sweep --dry-run``).
 
-A trial's training state (``state.pt``) is fp32 weights and Adam's two moments: 3 copies of the
-parameters, 4 bytes each. The best weights, when they are not the current ones, are stored once
-per trial beside its checkpoints (``best/``, :mod:`trainables.best_store`): one more copy per
-running trial (two, briefly, when a newer best replaces one). Parameter counts come from the
-models built on the meta device (nothing is allocated or downloaded, as
-:func:`search.resources.encoder_parameters`).
+One estimator for every task: the task tells what one trial writes
+(:meth:`trainables.task.Task.trial_storage`), this module sums it over the sweep. A
+segmentation trial's ``state.pt`` is fp32 weights and Adam's two moments (3 copies of the
+parameters, 4 bytes each); a pretraining trial's is the classifier's weights and SGD's momentum
+(2 copies). The best weights, when they are not the current ones, are stored once per trial
+beside its checkpoints (``best/``, :mod:`trainables.best_store`): one more copy per running
+trial (two, briefly, when a newer best replaces one). A data-parallel pretraining trial
+(``resources.workers_per_trial`` > 1) also holds Ray Train's one checkpoint in ``train/`` and
+the best file before the newest. Parameter counts come from the models built on the meta
+device (nothing is allocated or downloaded, as :func:`search.resources.encoder_parameters`).
 
-- **peak**: ``concurrency`` of the largest trials, each with ``checkpoints_to_keep`` states,
-  the latest (Ray keeps it besides the best-scored ones) and the one being written (Ray deletes
-  the oldest after the new one registered) and its best weights, on top of what the ended
-  trials keep;
+- **peak**: ``concurrency`` of the largest trials (the CPUs over ``resources.cpu`` x
+  ``workers_per_trial``), each with ``checkpoints_to_keep`` states, the latest (Ray keeps it
+  besides the best-scored ones) and the one being written (Ray deletes the oldest after the
+  new one registered) and its best weights, on top of what the ended trials keep;
 - **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
-  its best weights (``model.safetensors``) and predicted masks (estimated by the size of the
-  dataset's test masks); ``last``: one state and the best weights per trial; ``all``:
+  what the task keeps (segmentation: the best weights, ``model.safetensors``, and the
+  predicted masks, estimated by the size of the dataset's test masks; pretraining: nothing
+  sizeable when the trial exported to the zoo, which lies outside the run folder, else
+  ``model.safetensors``); ``last``: one state and the best weights per trial; ``all``:
   ``checkpoints_to_keep`` + 1 states and the best weights per trial (Ray keeps the latest
   checkpoint besides the best ones), an upper bound for trials that stop before that many
   epochs.
@@ -27,18 +33,17 @@ Ray's own small files (``result.json``, its state snapshots) are not counted. Ex
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from search.plan import Plan, base_config
-from trainables.data.layout import SPLIT_ORDER
+from trainables.data.layout import held_out_mask_bytes as predicted_mask_bytes
+from trainables.models import model_parameters
+from trainables.task import TrialStorage
 
-BYTES_PER_VALUE = 4  # fp32 weights and optimiser moments
-STATE_COPIES = 3  # model + Adam's exp_avg and exp_avg_sq (the best weights: once per trial)
-DEFAULT_CLASSES = 3
+# model_parameters and predicted_mask_bytes: imported from here by earlier callers
+__all__ = ["Footprint", "estimate_footprint", "model_parameters", "predicted_mask_bytes"]
 
 
 @dataclass(frozen=True)
@@ -51,51 +56,46 @@ class Footprint:
     concurrency: int
     states_per_trial: int  # at the peak
     keep: str
+    outside_bytes: int = 0  # written outside the run folder (pretraining's zoo entries)
 
     def line(self) -> str:
+        outside = f"; zoo entries ~{_size(self.outside_bytes)}" if self.outside_bytes else ""
         return (
             f"storage: peak ~{_size(self.peak_bytes)} ({self.concurrency} trial(s) at once x "
             f"{self.states_per_trial} state(s) of {_size(self.state_bytes)}), "
-            f"final ~{_size(self.final_bytes)} (fault.keep: {self.keep})"
+            f"final ~{_size(self.final_bytes)} (fault.keep: {self.keep}{outside})"
         )
 
 
-@functools.lru_cache(maxsize=256)
-def model_parameters(decoder: str, encoder: str, num_classes: int) -> int:
-    """Parameter count of smp's ``decoder`` on ``encoder``, built on the meta device."""
-    import segmentation_models_pytorch as smp
-    import torch
-
-    with torch.device("meta"):
-        model = smp.create_model(decoder, encoder_name=encoder, encoder_weights=None,
-                                 classes=num_classes)  # fmt: skip
-    return sum(p.numel() for p in model.parameters())
-
-
 def estimate_footprint(plan: Plan) -> Footprint | None:
-    """The sweep's storage estimate; None when the trials' models are not known (custom kinds,
-    Optuna, which samples while running)."""
+    """The sweep's storage estimate; None when what its trials write is not known (custom
+    kinds; Optuna, which samples while running)."""
     exp = plan.experiment
-    if not {"encoder", "decoder"} <= set(exp.task.config_keys() or ()) or not plan.points:
-        return None  # the task's trials build no smp model we could count
-    classes = len(getattr(getattr(exp.data, "classes", None), "classes", ())) or DEFAULT_CLASSES
-    params = sorted((_parameters(p, exp, classes) for p in plan.points), reverse=True)
-    state = [STATE_COPIES * BYTES_PER_VALUE * n for n in params]
-    best = [BYTES_PER_VALUE * n for n in params]
+    if not plan.points:
+        return None
+    workers = exp.resources.workers_per_trial
+    trials = [_trial_storage(p, exp, workers) for p in plan.points]
+    if any(t is None for t in trials):
+        return None  # the task's trials build no model we could count
+    trials.sort(key=lambda t: t.state + t.best + t.running_extra, reverse=True)
     fault = exp.fault
-    share = completing_trials(plan) / len(params)  # only they have weights and predictions
-    per_trial_final = {
-        "best": [int(share * (b + predicted_mask_bytes(exp.data))) for b in best],
-        "last": [s + b for s, b in zip(state, best, strict=True)],
-        "all": [(fault.checkpoints_to_keep + 1) * s + b for s, b in zip(state, best, strict=True)],
-    }[fault.keep]
-    concurrency = min(plan.slots, len(params))
+    share = completing_trials(plan) / len(trials)  # only they keep weights and predictions
+    per_trial_final = [
+        {
+            "best": int(share * t.kept),
+            "last": t.state + t.best,
+            "all": (fault.checkpoints_to_keep + 1) * t.state + t.best + t.running_extra,
+        }[fault.keep]
+        for t in trials
+    ]
+    concurrency = min(max(1, plan.slots // workers), len(trials))
     # the best-scored ones, the latest (Ray keeps it besides them) and the one being written
     states = fault.checkpoints_to_keep + 2
-    running = states * sum(state[:concurrency]) + sum(best[:concurrency])
+    running = sum(states * t.state + t.best + t.running_extra for t in trials[:concurrency])
     final = sum(per_trial_final)
     peak = max(final, running + sum(per_trial_final[concurrency:]))
-    return Footprint(state[0], peak, final, concurrency, states, fault.keep)
+    outside = int(share * sum(t.outside for t in trials))
+    return Footprint(trials[0].state, peak, final, concurrency, states, fault.keep, outside)
 
 
 def completing_trials(plan: Plan) -> float:
@@ -122,30 +122,8 @@ def asha_survivors(arrivals: float, eta: int) -> float:
     return expected + (arrivals - whole) * chance(whole + 1)
 
 
-def _parameters(point: dict[str, Any], exp: Any, classes: int) -> int:
-    config = {**base_config(exp), **point}
-    return model_parameters(
-        str(config.get("decoder", "Unet")), str(config.get("encoder", "resnet18")), classes
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _mask_bytes(root: Path, split_file: Path | None) -> int:
-    from trainables.data.layout import discover
-
-    layout = discover(root, split_file)
-    tests = [s for s in layout.splits if s not in SPLIT_ORDER[:2]]  # what is not train or val
-    return sum(p.mask.stat().st_size for s in tests for p in layout.splits[s])
-
-
-def predicted_mask_bytes(data: Any) -> int:
-    """Bytes of the dataset's test masks: the size of one trial's predicted masks (PNG)."""
-    if data is None or not hasattr(data, "root"):
-        return 0
-    try:
-        return _mask_bytes(Path(data.root), getattr(data, "split_file", None))
-    except Exception:  # an estimate never stops a dry run; the data check reports problems
-        return 0
+def _trial_storage(point: dict[str, Any], exp: Any, workers: int) -> TrialStorage | None:
+    return exp.task.trial_storage({**base_config(exp), **point}, data=exp.data, workers=workers)
 
 
 def _size(n: int) -> str:

@@ -94,3 +94,68 @@ def test_dry_run_prints_the_storage_line_and_custom_kinds_have_none(tmp_path, ca
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(1)  # the machine is shared
+
+
+# --- pretraining sweeps: the same estimator, the task's own part (Task.trial_storage) --------
+def _pretraining(tmp_path, *, zoo=True, workers=1, momentum=0.9):
+    from tests.test_pretrain_data import _folder as tiny_folder
+
+    data = tiny_folder(tmp_path / "mn", per_class=2, classes=3)
+    train = {"size": 32, "zoo_dir": str(tmp_path / "zoo"), "momentum": momentum}
+    raw = {
+        "name": "fp-pre", "kind": "pretraining", "data": {"root": str(data)},
+        "space": {"encoder": ["resnet18", "resnet34"], "zoo_name": ["a"] if zoo else [""]},
+        "train": train if zoo else {**train, "zoo_dir": ""},
+        "scheduler": {"name": "fifo", "max_epochs": 3},
+        "fault": {"checkpoints_to_keep": 2}, "storage": str(tmp_path / "runs"),
+        "resources": {"cpu": 1, "workers_per_trial": workers},
+    }  # fmt: skip
+    path = tmp_path / "pre.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_pretraining_counts_the_classifier_with_sgd_momentum_and_its_zoo_entry(tmp_path):
+    from trainables.classify import Classifier
+
+    model = Classifier("resnet34", 3)  # the real classifier, 3 class folders
+    r34 = sum(p.numel() for p in model.parameters())
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    r18 = sum(p.numel() for p in Classifier("resnet18", 3).parameters())
+    zoo = estimate_footprint(plan(_pretraining(tmp_path)))
+    assert zoo.state_bytes == 2 * 4 * r34  # fp32 weights + SGD's momentum, not Adam's 2 moments
+    # 2 trials at once, each with 2 best-scored states, the latest, one being written, its best
+    assert zoo.peak_bytes == (4 * 8 + 4) * (r18 + r34)
+    assert zoo.final_bytes == 0 and zoo.outside_bytes > 4 * enc  # the zoo: outside the run
+    assert "zoo entries ~" in zoo.line()
+    own = estimate_footprint(plan(_pretraining(tmp_path / "own", zoo=False)))
+    assert own.final_bytes == 4 * (r18 + r34) and own.outside_bytes == 0  # model.safetensors
+    plain = estimate_footprint(plan(_pretraining(tmp_path / "sgd", momentum=0.0)))
+    assert plain.state_bytes == 4 * r34  # SGD without momentum keeps no buffer
+    # 2 workers per trial on 2 slots: 1 trial at once, with Ray Train's state in train/ and
+    # rank 0's previous best file besides Tune's checkpoints
+    ddp = estimate_footprint(plan(_pretraining(tmp_path / "ddp", workers=2)))
+    assert ddp.concurrency == 1 and ddp.peak_bytes == (4 * 8 + 4 + 8 + 4) * r34
+
+
+def test_dry_run_of_a_pretraining_sweep_prints_its_storage_line(tmp_path, capsys):
+    assert main(["sweep", str(_pretraining(tmp_path)), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    line = [x for x in out if x.startswith("storage:")]
+    assert len(line) == 1 and "peak ~" in line[0] and "(fault.keep: best; zoo entries ~" in line[0]
+    assert "4 state(s) of 170 MB" in line[0], line  # resnet34 classifier: 21.3 M x 8 bytes
+
+
+@pytest.mark.slow
+def test_pretraining_estimate_is_within_25_percent_of_a_real_sweep(tmp_path):
+    """A tiny pretraining sweep (bench/storage.py --pretraining, `keep: best`): the dry run's
+    peak and final against the run folder's measured ones."""
+    from bench.storage import measure, pretraining_experiment
+    from trainables.data.synth import generate
+
+    data = generate("micronet", tmp_path / "d", n_train=4, n_val=2, size=64, n_classes=3)
+    got = measure(pretraining_experiment(tmp_path, data, "best"), every=0.01)
+    assert got["counts"] == {"completed": 2}, got
+    for key in ("final", "peak"):
+        ratio = got[f"predicted_{key}"] / got[key]
+        assert 0.75 <= ratio <= 1.25, (key, ratio, got)

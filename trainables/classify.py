@@ -5,6 +5,7 @@ use :func:`trainables.loop.train_one_epoch` like segmentation, with :class:`Clas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import albumentations as A
@@ -19,7 +20,7 @@ from core.errors import DataError
 from trainables.augment import seed_augmentation
 from trainables.classify_data import ClassifySplit, ImageProblem, read_pixels
 from trainables.loop import check_finite
-from trainables.models import validate_encoder
+from trainables.models import meta_parameters, validate_encoder
 from trainables.runtime import Runtime
 
 
@@ -41,6 +42,14 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.encoder(x)[-1]).flatten(1))
+
+
+@functools.lru_cache(maxsize=64)
+def classifier_parameters(encoder: str, num_classes: int) -> tuple[int, int]:
+    """Parameter counts of :class:`Classifier` and of its encoder (what the zoo gets), built
+    on the meta device (nothing allocated)."""
+    whole = meta_parameters(lambda: Classifier(encoder, num_classes))
+    return whole, meta_parameters(lambda: Classifier(encoder, num_classes).encoder)
 
 
 def train_augmentation(size: int) -> A.Compose:

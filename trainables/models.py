@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -111,6 +112,18 @@ def check_feasible(decoder: str, encoder: str, *, size: int = PROBE_SIZE) -> str
     except Exception as err:  # smp signals refusal with ValueError/RuntimeError/AssertionError
         return _reason(err)
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def model_parameters(decoder: str, encoder: str, num_classes: int) -> int:
+    """Parameter count of smp's ``decoder`` on ``encoder``, built on the meta device."""
+    return meta_parameters(lambda: _build(canonical_decoder(decoder), encoder, num_classes))
+
+
+def meta_parameters(build: Callable[[], torch.nn.Module]) -> int:
+    """Parameter count of the module ``build()`` makes, built on the meta device (no memory)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in build().parameters())
 
 
 def create_model(

@@ -6,7 +6,8 @@ global batch (:func:`scaled_lr`) after a short linear warm-up, decayed by 10 % e
 (:func:`lr_factor`); early stopping on val top-1 after ``patience`` (30) epochs without
 improvement; augmentation by random resized crops, flips, rotations, photometric changes and
 noise. Images are decoded in DataLoader worker processes from a file index
-(:mod:`trainables.classify_data`). :class:`PretrainTrial` and :func:`run_pretraining` are plain
+(:mod:`trainables.classify_data`); the config and the schedule are
+:mod:`trainables.pretrain_config`. :class:`PretrainTrial` and :func:`run_pretraining` are plain
 torch (no ray; DDP when a process group exists); :func:`pretraining_trainable` is the thin Ray
 Tune adapter.
 
@@ -21,17 +22,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
 from core import keys as K
-from core.errors import ConfigError, UserError
+from core.errors import UserError
 from core.storage import Location
 from trainables import checkpoint as ckpt
 from trainables.best_store import BestStore, restore_best
@@ -39,6 +39,7 @@ from trainables.classify import (
     ClassificationLoss,
     Classifier,
     ImageDataset,
+    classifier_parameters,
     collate_images,
     eval_transform,
     evaluate,
@@ -48,64 +49,16 @@ from trainables.classify import (
 from trainables.classify_data import ClassificationData
 from trainables.inits import apply_init
 from trainables.loop import train_one_epoch
-from trainables.models import validate_encoder
+
+# the config and its schedule live in pretrain_config; imported from here by older callers
+from trainables.pretrain_config import PretrainConfig, check_zoo_name_free, lr_factor, scaled_lr
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
-from trainables.task import TASKS, Task
-from trainables.typed_config import TypedConfig, positive
-from trainables.zoo import export_encoder, load_zoo, validate_zoo_name
+from trainables.task import BYTES_PER_VALUE, TASKS, Task, TrialStorage
+from trainables.zoo import export_encoder
 
-
-@dataclass(frozen=True)
-class PretrainConfig(TypedConfig):
-    """One pretraining trial; built once from Ray's dict by :meth:`from_dict`."""
-
-    WHAT = "pretraining key"
-
-    encoder: str = "resnet18"
-    init: str = "none"
-    zoo_dir: str = ""
-    zoo_name: str = ""
-    overwrite: bool = False
-    max_epochs: int = 100
-    patience: int = 30  # early stopping: epochs without a better val top-1
-    lr: float = 0.1  # at a global batch of lr_batch; scaled linearly to the actual one
-    lr_batch: int = 1024
-    warmup_epochs: int = 2  # linear warm-up to the scaled lr over the first epochs
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    lr_step: int = 30  # the paper's decay: the lr times lr_gamma every lr_step epochs
-    lr_gamma: float = 0.9
-    batch_size: int = 32  # per worker: the global batch is batch_size x workers
-    size: int = 64
-    samples_per_epoch: int = 0  # 0: one pass over the training images
-    seed: int = 0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: Literal["auto", "true", "false"] = "auto"
-    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
-    workers: int = 1  # data-parallel Ray Train workers (set from resources.workers_per_trial)
-    worker_cpu: float = 1.0  # each worker's resources (from resources.cpu / resources.gpu)
-    worker_gpu: float = 0.0
-    loader_workers: int = -1  # decoding processes per training worker; -1: its CPUs, at most 4
-
-    def validate(self) -> None:
-        positive(self, "max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
-        positive(self, "checkpoint_every", "lr_batch", "workers", "worker_cpu")
-        if self.warmup_epochs < 0:
-            raise ConfigError("warmup_epochs", f"must be >= 0, but got {self.warmup_epochs}")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError("momentum", f"must be in [0, 1), but got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ConfigError("weight_decay", f"must be >= 0, but got {self.weight_decay}")
-        if not 0 < self.lr_gamma <= 1:
-            raise ConfigError("lr_gamma", f"must be in (0, 1], but got {self.lr_gamma}")
-        if self.size % 32:
-            raise ConfigError("size", f"must be a multiple of 32, but got {self.size}")
-        validate_encoder(self.encoder)
-        if bool(self.zoo_dir) != bool(self.zoo_name):
-            raise UserError("`zoo_dir` and `zoo_name` go together: set both or neither")
-        if self.zoo_name:
-            validate_zoo_name(self.zoo_name)
+__all__ = ["PretrainConfig", "PretrainTrial", "check_zoo_name_free", "lr_factor",
+           "pretraining_trainable", "run_pretraining", "scaled_lr"]  # fmt: skip
 
 
 class PretrainTrial:
@@ -267,22 +220,6 @@ class PretrainTrial:
         return entry.name
 
 
-def scaled_lr(cfg: PretrainConfig, *, workers: int) -> float:
-    """The linear scaling rule: ``lr`` is the rate at a global batch of ``lr_batch``.
-
-    Example: ``lr 0.1, lr_batch 1024``, 2 workers x batch 64 -> 0.1 * 128 / 1024 = 0.0125.
-    """
-    return cfg.lr * cfg.batch_size * workers / cfg.lr_batch
-
-
-def lr_factor(cfg: PretrainConfig, epoch: int) -> float:
-    """The scaled lr's multiplier in ``epoch`` (0-based): a linear warm-up over
-    ``warmup_epochs`` (1/(w+1), 2/(w+1), ...), then ``lr_gamma`` every ``lr_step`` epochs."""
-    if epoch < cfg.warmup_epochs:
-        return (epoch + 1) / (cfg.warmup_epochs + 1)
-    return cfg.lr_gamma ** (epoch // cfg.lr_step)
-
-
 def _ddp(model: torch.nn.Module, runtime: Runtime) -> torch.nn.Module:
     """DistributedDataParallel over the process group Ray Train set up (gloo / NCCL)."""
     from torch.nn.parallel import DistributedDataParallel
@@ -308,17 +245,6 @@ def _mean_over_ranks(value: float, world: int, device: torch.device) -> float:
 
 def _clone(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-
-def check_zoo_name_free(cfg: PretrainConfig) -> None:
-    """Refuse before training, not after, when the zoo entry exists and overwrite is off."""
-    if not cfg.zoo_name or cfg.overwrite or not Path(cfg.zoo_dir).is_dir():
-        return
-    if cfg.zoo_name in load_zoo(Path(cfg.zoo_dir)):
-        raise UserError(
-            f"zoo entry {cfg.zoo_name!r} exists in {cfg.zoo_dir}; choose another name "
-            "or set overwrite"
-        )
 
 
 def run_pretraining(trial: PretrainTrial, report: Reporter) -> None:
@@ -414,6 +340,21 @@ class PretrainingTask(Task):
     def trainable(self) -> Callable[..., None]:
         return pretraining_trainable
 
+    def trial_storage(
+        self, config: Mapping[str, Any], *, data: Any, workers: int = 1
+    ) -> TrialStorage | None:
+        """fp32 weights and SGD's momentum per state (none without momentum); a completed
+        trial keeps ``model.safetensors`` unless it exported to the zoo (outside the run
+        folder); a data-parallel trial also holds Ray Train's checkpoint in ``train/`` and, on
+        rank 0, the best file before the newest (:mod:`trainables.pretrain_ddp`)."""
+        cfg = PretrainConfig.from_dict(config)
+        whole, encoder = classifier_parameters(cfg.encoder, _class_count(data))
+        best = BYTES_PER_VALUE * whole
+        state = (2 if cfg.momentum > 0 else 1) * best
+        extra = state + best if workers > 1 else 0
+        zoo = BYTES_PER_VALUE * encoder if cfg.zoo_name else 0
+        return TrialStorage(state, best, kept=0 if zoo else best, running_extra=extra, outside=zoo)
+
     def tuner_trainable(self, function: Any, *, resources: Callable, workers: int) -> Any:
         """Several workers: each trial a Ray Train job (see :mod:`trainables.pretrain_ddp`);
         the trial itself reserves nothing, its workers reserve ``resources`` each."""
@@ -425,6 +366,15 @@ class PretrainingTask(Task):
 
         # Ray refuses an empty request: the trial asks for a token of memory only
         return tune.with_resources(WithWorkers(function, resources, workers), {"memory": 1})
+
+
+def _class_count(spec: Any) -> int:
+    """Classes of a local image folder (its ``train/`` subfolders); 2 (the fewest allowed)
+    where listing them would read a manifest or a bucket: they only size the linear head."""
+    root = spec.get("root") if isinstance(spec, Mapping) else None
+    if root is None or "://" in str(root) or not (Path(root) / "train").is_dir():
+        return 2
+    return max(2, sum(p.is_dir() for p in (Path(root) / "train").iterdir()))
 
 
 TASKS.add(PretrainingTask.name, PretrainingTask())

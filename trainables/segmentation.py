@@ -44,7 +44,15 @@ from trainables.loop import (
 from trainables.losses import SegmentationLoss
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
-from trainables.task import TASKS, Progress, Task, get_task, import_function
+from trainables.task import (
+    BYTES_PER_VALUE,
+    TASKS,
+    Progress,
+    Task,
+    TrialStorage,
+    get_task,
+    import_function,
+)
 
 PREDICTIONS_DIR = K.PREDICTIONS_DIR
 MODEL_FILE = ckpt.MODEL_FILE  # final checkpoint: the best-val weights (plain state_dict)
@@ -317,6 +325,23 @@ class SegmentationTask(Task):
     def trainable(self) -> Callable[..., None]:
         return segmentation_trainable
 
+    def trial_storage(
+        self, config: Mapping[str, Any], *, data: Any, workers: int = 1
+    ) -> TrialStorage | None:
+        """fp32 weights and Adam's two moments per state; a completed trial keeps its best
+        weights and its predicted test masks (as large as the dataset's)."""
+        from trainables.data.layout import held_out_mask_bytes
+        from trainables.models import model_parameters
+
+        # without a class map the head's few parameters are counted for 3 classes
+        classes = len(getattr(getattr(data, "classes", None), "classes", ())) or 3
+        decoder, encoder = (
+            str(config.get("decoder", "Unet")),
+            str(config.get("encoder", "resnet18")),
+        )
+        best = BYTES_PER_VALUE * model_parameters(decoder, encoder, classes)
+        return TrialStorage(state=3 * best, best=best, kept=best + held_out_mask_bytes(data))
+
 
 class CustomTask(SegmentationTask):
     """``kind: package.module:function``: a trainable of the user's on segmentation data."""
@@ -332,6 +357,9 @@ class CustomTask(SegmentationTask):
 
     def trainable(self) -> Callable[..., None]:
         return import_function(self.name)
+
+    def trial_storage(self, config: Mapping[str, Any], *, data: Any, workers: int = 1) -> None:
+        return None  # what the user's trainable writes is not known
 
 
 def write_truth_masks(data: SegmentationData, run_dir: Any) -> None:

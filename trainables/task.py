@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,24 @@ TASKS: Registry[Task] = Registry("task", hint="a registered task, or package.mod
 # each registers its task
 BUILTIN = ("trainables.segmentation", "trainables.pretraining", "trainables.replay")
 Progress = Callable[[int, int], None]
+BYTES_PER_VALUE = 4  # fp32 weights and optimiser moments
+
+
+@dataclass(frozen=True)
+class TrialStorage:
+    """Bytes one trial writes to the run folder (``search.footprint`` sums them over a sweep).
+
+    ``state``: one checkpoint's ``state.pt``; ``best``: the best weights, stored once per trial
+    (``best/``); ``kept``: what ``fault.keep: best`` leaves of a trial that completes;
+    ``running_extra``: what a running trial holds besides Tune's checkpoints and its best
+    file (a data-parallel trial: Ray Train's checkpoint in ``train/``); ``outside``: what a
+    completing trial writes outside the run folder (a pretraining trial's zoo entry)."""
+
+    state: int
+    best: int
+    kept: int
+    running_extra: int = 0
+    outside: int = 0
 
 
 class Task(ABC):
@@ -124,6 +143,14 @@ class Task(ABC):
             else:
                 parts.append(f"{key} {float(value):.4f}")
         return "  ".join(parts)
+
+    def trial_storage(
+        self, config: Mapping[str, Any], *, data: Any, workers: int = 1
+    ) -> TrialStorage | None:
+        """What one trial of ``config`` writes (``data``: the validated ``data:`` block;
+        ``workers``: ``resources.workers_per_trial``). None: not known (no storage line in the
+        dry run). Counts parameters on the meta device: nothing is allocated or downloaded."""
+        return None
 
     def load_model(self, folder: Path) -> Any:
         """The trained model from a trial's final checkpoint folder."""

@@ -23,6 +23,7 @@ Problems are collected as ``"<file>: <rule>"`` lines: ``errors`` make the datase
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,25 @@ def discover(root: Path, split_file: Path | None = None) -> Layout:
             continue
         _match_folder(layout, name, root / name, annot)
     return layout
+
+
+def held_out_mask_bytes(data: object) -> int:
+    """Bytes of the test masks of a ``data:`` block (a DataSpec: ``root``, ``split_file``):
+    the size of one trial's predicted masks (PNG); 0 when they cannot be listed (an estimate
+    never stops a dry run, the data check reports the problem)."""
+    if data is None or not hasattr(data, "root"):
+        return 0
+    try:
+        return _mask_bytes(Path(data.root), getattr(data, "split_file", None))
+    except Exception:
+        return 0
+
+
+@functools.lru_cache(maxsize=16)
+def _mask_bytes(root: Path, split_file: Path | None) -> int:
+    layout = discover(root, split_file)
+    tests = [s for s in layout.splits if s not in SPLIT_ORDER[:2]]  # what is not train or val
+    return sum(p.mask.stat().st_size for s in tests for p in layout.splits[s])
 
 
 def nasa_split_names(root: Path) -> list[str]:
