@@ -3,7 +3,9 @@
 Runs the pretraining worker loop (``trainables.pretrain_ddp``) in a ``TorchTrainer`` with 1 and
 then 2 workers of 1 CPU each (``--gpu``: 1 GPU each, NCCL) on the same synthetic folder, and
 prints each run's training images/s (from the trial's own ``wall_s``, i.e. without Ray Train's
-start-up) and their ratio. On the 2-core CPU machine the ratio is printed, not a target.
+start-up), their ratio, and the share of that time the training loop waited for its loader
+(``data_wait_s``: near 0 when the loader keeps the GPU or CPU busy). On the 2-core CPU
+machine the ratio is printed, not a target.
 
 Run: ``.venv/bin/python bench/pretrain_ddp.py [--images 2000 --epochs 2 --size 64]``
 """
@@ -19,10 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def run(workers: int, folder: Path, args: argparse.Namespace) -> float:
+def run(workers: int, folder: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """(training images/s, the share of the trial's time its loop waited for the loader)."""
     from ray import train
     from ray.train.torch import TorchTrainer
 
+    from core.storage import Location
     from trainables.classify_data import load_image_folder
     from trainables.pretrain_ddp import _worker_loop
 
@@ -32,7 +36,12 @@ def run(workers: int, folder: Path, args: argparse.Namespace) -> float:
               "worker_cpu": 1.0, "worker_gpu": gpu, "loader_workers": 1}  # fmt: skip
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"config": config, "data": load_image_folder(folder), "checkpoint": None},
+        train_loop_config={
+            "config": config,
+            "data": load_image_folder(folder),
+            "checkpoint": None,
+            "trial_dir": Location.parse(str(args.root / f"trial-{workers}")),
+        },
         scaling_config=train.ScalingConfig(
             num_workers=workers, use_gpu=bool(gpu), resources_per_worker={"CPU": 1, "GPU": gpu}
         ),
@@ -40,8 +49,10 @@ def run(workers: int, folder: Path, args: argparse.Namespace) -> float:
             name=f"bench-{workers}-{time.time_ns()}", storage_path=str(args.root / "ray")
         ),
     )
-    metrics = trainer.fit().metrics
-    return args.samples * args.epochs / float(metrics["wall_s"])
+    result = trainer.fit()
+    wall = float(result.metrics["wall_s"])
+    waited = float(result.metrics_dataframe["data_wait_s"].sum())  # rank 0's, every epoch
+    return args.samples * args.epochs / wall, waited / wall
 
 
 def main() -> None:
@@ -63,8 +74,10 @@ def main() -> None:
         generate("micronet", folder, n_train=args.images // 4, n_val=16, size=args.size,
                  n_classes=4, overwrite=True)  # fmt: skip
     start_ray(None, num_cpus=2 if not args.gpu else None)
-    one, two = run(1, folder, args), run(2, folder, args)
+    (one, wait1), (two, wait2) = run(1, folder, args), run(2, folder, args)
     print(f"1 worker: {one:.1f} img/s   2 workers: {two:.1f} img/s   ratio {two / one:.2f}x")
+    print(f"waiting for the loader: {wait1:.0%} (1 worker), {wait2:.0%} (2 workers) of the "
+          "trial's time; near 0 means the loader keeps the device busy")  # fmt: skip
 
 
 if __name__ == "__main__":

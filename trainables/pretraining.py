@@ -134,7 +134,10 @@ class PretrainTrial:
         shard = _shard(train, self.rank, self.world, even=True)
         loader = DataLoader(shard, drop_last=len(shard) > cfg.batch_size, **self.loader_args)
         lr = self.opt.param_groups[0]["lr"]
-        train_loss = train_one_epoch(self.net, loader, self.loss_fn, self.opt, self.rt)
+        timing: dict[str, float] = {}
+        train_loss = train_one_epoch(
+            self.net, loader, self.loss_fn, self.opt, self.rt, timing=timing
+        )
         train_loss = _mean_over_ranks(train_loss, self.world, self.rt.device)
         self.sched.step()
         val_loss, top1, top5 = evaluate(self.model, self.val_loader, self.rt)
@@ -150,6 +153,7 @@ class PretrainTrial:
             K.VAL_TOP1: top1,
             K.VAL_TOP5: top5,
             K.LR: lr,
+            K.DATA_WAIT_S: timing[K.DATA_WAIT_S],  # this rank's: is the loader keeping up?
             K.WALL_S: self.wall_s,  # cumulative, as segmentation reports it
         }
 
@@ -300,7 +304,7 @@ class PretrainingTask(Task):
     name = "pretraining"
     metric = K.VAL_TOP1
     best_key = K.BEST_VAL_TOP1
-    epoch_keys = (K.TRAIN_LOSS, K.VAL_LOSS, K.VAL_TOP1, K.VAL_TOP5, K.LR, K.WALL_S)
+    epoch_keys = (K.TRAIN_LOSS, K.VAL_LOSS, K.VAL_TOP1, K.VAL_TOP5, K.LR, K.DATA_WAIT_S, K.WALL_S)
     final_prefixes = (K.BEST_VAL_TOP1, K.ZOO_ENTRY)
     config_type = PretrainConfig
     multi_worker = True

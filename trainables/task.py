@@ -140,6 +140,8 @@ class Task(ABC):
                 parts.append(f"lr {float(value):.1e}")
             elif key == K.WALL_S:
                 parts.append(f"{float(value):.0f}s")
+            elif key == K.DATA_WAIT_S:
+                parts.append(f"data wait {float(value):.1f}s")
             else:
                 parts.append(f"{key} {float(value):.4f}")
         return "  ".join(parts)
