@@ -21,21 +21,25 @@ def _version() -> str:
         return "0+unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``microsweep`` parser; with ``argv`` naming a command, only that command's module is
+    imported (a few modules import torch or pandas for their defaults: seconds per start)."""
     parser = argparse.ArgumentParser(
         prog="microsweep",
         description="Hyperparameter and architecture sweeps for microscopy segmentation.",
     )
     parser.add_argument("--version", action="version", version=f"microsweep {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    named = next((a for a in argv or () if not a.startswith("-")), None)
+    for name in (named,) if named in COMMAND_MODULES else COMMAND_MODULES:
         module = importlib.import_module(f"search.commands.{name}")
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -18,3 +18,20 @@ def test_console_script_help_runs_without_traceback():
     )
     assert out.returncode == 0, out.stderr
     assert "microsweep" in out.stdout
+
+
+def test_a_command_imports_only_its_own_module():
+    """``microsweep status RUN`` builds only its own parser: no command module that imports
+    torch or pandas for its defaults (pretrain, simulate) is loaded, so a start costs no
+    seconds; ``--help`` still lists every command."""
+    code = (
+        "import sys; from search.cli import build_parser; "
+        "p = build_parser(['status', 'RUN']); assert p.parse_args(['status', 'RUN']).func; "
+        "print(sorted(m for m in sys.modules if m.startswith('search.commands.')), "
+        "'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['search.commands.status']", "False"], out.stdout
+    listed = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert all(name in listed for name in ("pretrain", "simulate", "sweep", "weights"))

@@ -21,6 +21,9 @@ from trainables.report_file import REPORT_FILE, parse_report
 
 REPO = Path(__file__).resolve().parents[1]
 DECODERS = ["Unet", "FPN", "Linknet", "PSPNet"]
+# epochs of kill_and_resume's sweeps: a trial's worker takes seconds to start, so 8 trials of
+# 5 epochs leave the kill (2 finished, 6 not) a window of seconds also with short epochs
+KILL_SLEEP = 0.2
 
 
 def write_experiment(tmp_path: Path, storage: str | None = None, sleep: float = 0.5) -> Path:
@@ -82,7 +85,8 @@ def kill_and_resume(path: Path, run: Location) -> None:
 
 @pytest.mark.slow
 def test_sigkilled_driver_resumes_the_same_trial_set(tmp_path):
-    kill_and_resume(write_experiment(tmp_path), Location.parse(str(tmp_path / "runs" / "res")))
+    path = write_experiment(tmp_path, sleep=KILL_SLEEP)
+    kill_and_resume(path, Location.parse(str(tmp_path / "runs" / "res")))
 
 
 @pytest.mark.slow

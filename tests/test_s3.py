@@ -195,9 +195,9 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
 @pytest.mark.slow
 def test_sigkilled_driver_resumes_on_s3(s3_env, tmp_path):
     """The local test's kill-and-resume, with Ray's state, checkpoints and our results on S3."""
-    from tests.test_resume import kill_and_resume, write_experiment
+    from tests.test_resume import KILL_SLEEP, kill_and_resume, write_experiment
 
-    path = write_experiment(tmp_path, f"s3://{BUCKET}/killed")
+    path = write_experiment(tmp_path, f"s3://{BUCKET}/killed", sleep=KILL_SLEEP)
     kill_and_resume(path, Location.parse(f"s3://{BUCKET}/killed/res"))
 
 
