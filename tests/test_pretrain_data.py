@@ -126,3 +126,24 @@ def test_synth_written_in_parallel_matches_serial(tmp_path: Path, monkeypatch) -
     parallel = pngs(generate("micronet", tmp_path / "p", **kw))  # 96 images: forked writers
     monkeypatch.setattr(_common, "PARALLEL_FROM", 10**9)
     assert len(parallel) == 96 and pngs(generate("micronet", tmp_path / "s", **kw)) == parallel
+
+
+def test_grey_pngs_decode_as_pillow_does_and_damaged_ones_are_named(tmp_path: Path) -> None:
+    """8-bit grey PNGs take OpenCV's faster decoder; every other file, and a damaged one
+    (OpenCV gives no reason), goes through Pillow."""
+    from trainables.classify_data import ImageProblem, _grey_png, read_pixels
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(1, 255, (40, 56), dtype=np.uint8)
+    cases = {"grey": Image.fromarray(grey), "rgb": Image.fromarray(np.dstack([grey] * 3)),
+             "grey16": Image.fromarray(grey.astype(np.uint16) * 200)}  # fmt: skip
+    for name, image in cases.items():
+        image.save(tmp_path / f"{name}.png")
+    data = (tmp_path / "grey.png").read_bytes()
+    assert _grey_png(data) is not None and _grey_png((tmp_path / "rgb.png").read_bytes()) is None
+    assert np.array_equal(read_pixels(str(tmp_path / "grey.png"))[..., 0], grey)
+    assert read_pixels(str(tmp_path / "rgb.png")).shape == (40, 56, 3)
+    assert read_pixels(str(tmp_path / "grey16.png")).dtype == np.uint8
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageProblem, match="truncated"):
+        read_pixels(str(tmp_path / "cut.png"))
