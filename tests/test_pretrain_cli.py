@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import search.pretrain
+from core.errors import UserError
 from search import cli
 from search.plan import make_plan
 from trainables.data.synth import generate
@@ -78,3 +79,31 @@ def test_gpus_default_to_one_per_worker_where_the_machine_has_them(
     monkeypatch.setattr("torch.cuda.device_count", lambda: gpus_here)
     cli.main(_args(folder, tmp_path, *extra))
     assert seen["exp"].resources.gpu == expected
+
+
+def test_zoo_names_fill_encoder_and_seed_and_a_shared_name_is_refused(
+    folder: Path, tmp_path: Path, capsys
+) -> None:
+    from search.experiment import parse_experiment
+
+    def plan(train: dict, space: dict, **extra):
+        raw = {"name": "p", "kind": "pretraining", "data": {"root": str(folder)},
+               "space": space, "train": {"zoo_dir": str(tmp_path / "zoo"), **train},
+               "storage": str(tmp_path / "runs"), **extra}  # fmt: skip
+        return make_plan(parse_experiment(raw, base_dir=tmp_path), slots=1)
+
+    two = {"encoder": ["resnet18", "mobilenet_v2"]}
+    made = plan({"zoo_name": "mn-{encoder}-s{seed}"}, two, repeats=2)
+    names = sorted(made.experiment.task.build_config(p).zoo_name for p in made.points)
+    assert names == ["mn-mobilenet_v2-s0", "mn-mobilenet_v2-s1", "mn-resnet18-s0", "mn-resnet18-s1"]
+    with pytest.raises(UserError, match=r"two trials would export the zoo entry 'mn'.*encoder"):
+        plan({"zoo_name": "mn"}, two)
+    with pytest.raises(UserError, match=r"would export the zoo entry 'mn-resnet18'.*seed 0 / 1"):
+        plan({"zoo_name": "mn-{encoder}"}, {"encoder": "resnet18"}, repeats=2)
+    with pytest.raises(UserError, match=r"\(lr 0.1 / 0.2\).*zoo_name: mn-\{encoder\}-\{lr\}"):
+        plan({"zoo_name": "mn-{encoder}"}, {"encoder": "resnet18", "lr": [0.1, 0.2]})
+    lrs = plan({"zoo_name": "mn-{encoder}-lr{lr}"}, {"encoder": "resnet18", "lr": [0.1, 0.2]})
+    assert {lrs.experiment.task.build_config(p).zoo_name for p in lrs.points} == {
+        "mn-resnet18-lr0.1", "mn-resnet18-lr0.2"}  # fmt: skip
+    with pytest.raises(UserError, match="may name pretraining keys in braces only"):
+        plan({"zoo_name": "mn-{enc}"}, two)

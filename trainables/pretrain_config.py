@@ -12,9 +12,10 @@ is :mod:`trainables.pretraining`. Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from core.errors import ConfigError, UserError
 from trainables.models import validate_encoder
@@ -54,6 +55,15 @@ class PretrainConfig(TypedConfig):
     worker_gpu: float = 0.0
     loader_workers: int = -1  # decoding processes per training worker; -1: its CPUs, at most 4
 
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> PretrainConfig:
+        """As :meth:`TypedConfig.from_dict`, with ``{KEY}`` in ``zoo_name`` replaced by the
+        trial's value of KEY (``mn-{encoder}`` -> ``mn-resnet50``, see :func:`fill_zoo_name`)."""
+        name = config.get("zoo_name")
+        if isinstance(name, str) and "{" in name:
+            config = {**config, "zoo_name": fill_zoo_name(name, config)}
+        return super().from_dict(config)
+
     def validate(self) -> None:
         positive(self, "max_epochs", "patience", "lr", "lr_step", "batch_size", "size")
         positive(self, "checkpoint_every", "lr_batch", "workers", "worker_cpu")
@@ -72,6 +82,37 @@ class PretrainConfig(TypedConfig):
             raise UserError("`zoo_dir` and `zoo_name` go together: set both or neither")
         if self.zoo_name:
             validate_zoo_name(self.zoo_name)
+
+
+def fill_zoo_name(name: str, config: Mapping[str, Any]) -> str:
+    """``name`` with ``{KEY}`` replaced by the trial's value of that pretraining key (or its
+    default): ``mn-{encoder}-lr{lr}`` -> ``mn-resnet50-lr0.1``. Other braces: one UserError."""
+    values = {k: config.get(k, getattr(PretrainConfig, k)) for k in PretrainConfig.keys()}  # noqa: SIM118
+    try:
+        return name.format(**values)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        raise UserError(
+            f"`zoo_name` {name!r} may name pretraining keys in braces only (each trial's "
+            "value), e.g. zoo_name: mn-{encoder} or mn-{encoder}-lr{lr}"
+        ) from None
+
+
+def check_distinct_zoo_names(points: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a plan in which two trials would export the same zoo entry (the second would
+    fail after training, or replace the first with `overwrite`)."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for point in points:
+        name = PretrainConfig.from_dict(point).zoo_name
+        if name and name in seen:
+            differ = [k for k in sorted(set(point) | set(seen[name]))
+                      if point.get(k) != seen[name].get(k)]  # fmt: skip
+            how = ", ".join(f"{k} {seen[name].get(k)} / {point.get(k)}" for k in differ)
+            example = "".join(f"-{{{k}}}" for k in differ) or "-{seed}"
+            raise UserError(
+                f"two trials would export the zoo entry {name!r} ({how or 'the same config'}); "
+                f"name what differs in `zoo_name`, e.g. zoo_name: {point['zoo_name']}{example}"
+            )
+        seen[name] = point
 
 
 def scaled_lr(cfg: PretrainConfig, *, workers: int) -> float:

@@ -51,7 +51,13 @@ from trainables.inits import apply_init
 from trainables.loop import train_one_epoch
 
 # the config and its schedule live in pretrain_config; imported from here by older callers
-from trainables.pretrain_config import PretrainConfig, check_zoo_name_free, lr_factor, scaled_lr
+from trainables.pretrain_config import (
+    PretrainConfig,
+    check_distinct_zoo_names,
+    check_zoo_name_free,
+    lr_factor,
+    scaled_lr,
+)
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
 from trainables.task import BYTES_PER_VALUE, TASKS, Task, TrialStorage
@@ -308,6 +314,9 @@ class PretrainingTask(Task):
     final_prefixes = (K.BEST_VAL_TOP1, K.ZOO_ENTRY)
     config_type = PretrainConfig
     multi_worker = True
+
+    def precheck(self, points: Any, progress: Any = None) -> None:
+        check_distinct_zoo_names(points)
 
     def check(self, config: Mapping[str, Any]) -> str | None:
         return None
