@@ -179,7 +179,7 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
         space = parse_space(_mapping(raw, "space", required=True))
     except SpaceError as err:
         raise UserError(str(err)) from None
-    train = dict(_mapping(raw, "train"))
+    train = _resolve_paths(_mapping(raw, "train"), base_dir)
     search = _search(_mapping(raw, "search"))
     exp = Experiment(
         name=name,
@@ -200,6 +200,20 @@ def parse_experiment(raw: Mapping[str, Any], *, base_dir: Path) -> Experiment:
     _check_trial_keys(exp)
     _check_combination(exp)
     return exp
+
+
+PATH_KEYS = ("zoo_dir",)  # `train:` keys naming a local folder
+
+
+def _resolve_paths(train: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Relative folders in ``train:`` are the experiment file's, as ``data.root`` is: a trial
+    runs in Ray's own working folder, where a relative zoo would be written and lost."""
+    out = dict(train)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value and not is_uri(value):
+            out[key] = str((base_dir / Path(value).expanduser()).resolve())
+    return out
 
 
 def _check_keys(prefix: str, raw: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

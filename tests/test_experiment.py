@@ -140,3 +140,20 @@ def test_dry_run_prints_a_uri_run_folder(tmp_path, capsys):
     )
     assert main(["sweep", str(exp), "--dry-run"]) == 0
     assert f"run folder {uri}/x\n" in capsys.readouterr().out
+
+
+def test_a_relative_zoo_dir_is_the_experiment_files(tmp_path):
+    """Trials run in Ray's working folders: a relative `train.zoo_dir` was written there (a
+    pretraining sweep's encoders were lost in /tmp/ray) or not found (a zoo init)."""
+    (tmp_path / "mn").mkdir()
+    (tmp_path / "exp.yaml").write_text(
+        "name: p\nkind: pretraining\ndata: {root: mn}\nspace: {encoder: resnet18}\n"
+        "train: {zoo_dir: zoo, zoo_name: mn}\n"
+    )
+    exp = load_experiment(tmp_path / "exp.yaml")
+    assert exp.train["zoo_dir"] == str(tmp_path.resolve() / "zoo")
+    raw = {"name": "q", "kind": "pretraining", "data": {"root": "mn"},
+           "space": {"encoder": "resnet18"},
+           "train": {"zoo_dir": "/z", "zoo_name": "mn"}}  # fmt: skip
+    absolute = parse_experiment(raw, base_dir=tmp_path)
+    assert absolute.train["zoo_dir"] == "/z"
