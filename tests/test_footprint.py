@@ -102,9 +102,10 @@ def _pretraining(tmp_path, *, zoo=True, workers=1, momentum=0.9):
 
     data = tiny_folder(tmp_path / "mn", per_class=2, classes=3)
     train = {"size": 32, "zoo_dir": str(tmp_path / "zoo"), "momentum": momentum}
+    names = "a-{encoder}" if zoo else ""  # one zoo entry per trial
     raw = {
         "name": "fp-pre", "kind": "pretraining", "data": {"root": str(data)},
-        "space": {"encoder": ["resnet18", "resnet34"], "zoo_name": ["a"] if zoo else [""]},
+        "space": {"encoder": ["resnet18", "resnet34"], "zoo_name": [names]},
         "train": train if zoo else {**train, "zoo_dir": ""},
         "scheduler": {"name": "fifo", "max_epochs": 3},
         "fault": {"checkpoints_to_keep": 2}, "storage": str(tmp_path / "runs"),
