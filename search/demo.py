@@ -68,8 +68,26 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool, epochs: int | None = Non
             "batch_size": 16,
             "seed": 0,
         }  # fmt: skip  (the paper's lr 0.1 at batch 1024, scaled to 16, with warm-up)
-        entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs")
-        _say(f"zoo encoder {entry.name}: val top-1 {entry.val_top1:.3f}")
+        epochs = _EpochLines()  # one summary line instead of an epoch line each
+        entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs",
+                             printer=epochs)  # fmt: skip
+        _say(f"zoo encoder {entry.name}: val top-1 {epochs.top1(0)} -> {epochs.top1(-1)} "
+             f"in {len(epochs)} epoch(s), best {entry.val_top1:.3f}")  # fmt: skip
+
+
+class _EpochLines(list):
+    """A one-trial run's epoch lines, kept; its other lines go to the terminal."""
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("epoch"):
+            self.append(line)
+        else:
+            _say(line)
+
+    def top1(self, i: int) -> str:
+        """The val top-1 of epoch line ``i`` (``... val_top1 0.2188 ...``)."""
+        words = self[i].split() if self else []
+        return words[words.index("val_top1") + 1] if "val_top1" in words else "?"
 
 
 def demo_experiment(

@@ -11,13 +11,15 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from analysis import results as R
 from core.errors import UserError
 from search.experiment import Experiment, parse_experiment
+
+Printer = Callable[[str], None]
 
 
 def one_trial_experiment(
@@ -73,12 +75,17 @@ def local_gpus_per_worker(gpus: float | None, workers: int = 1) -> float:
     return float(gpus)
 
 
-def run_one_trial(exp: Experiment, *, address: str | None = None) -> dict[str, Any]:
-    """Run it through the launcher; the trial's row, or one line saying why it did not train."""
+def run_one_trial(
+    exp: Experiment, *, address: str | None = None, printer: Printer | None = None
+) -> dict[str, Any]:
+    """Run it through the launcher; the trial's row, or one line saying why it did not train.
+    ``printer`` takes the epoch lines (default: the terminal)."""
     from search.launch import NothingTrained, run_sweep
+    from search.progress import stderr_line
 
     try:
-        result = run_sweep(exp, address=address)
+        lines = stderr_line if printer is None else printer  # an empty collector is falsy
+        result = run_sweep(exp, address=address, printer=lines)
     except NothingTrained:
         rows = _rows(exp)
         row = rows[0] if rows else {}

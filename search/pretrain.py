@@ -16,7 +16,7 @@ from typing import Any
 from core import keys as K
 from core.errors import UserError
 from core.storage import is_uri
-from search.one_trial import local_gpus_per_worker, one_trial_experiment, run_one_trial
+from search.one_trial import Printer, local_gpus_per_worker, one_trial_experiment, run_one_trial
 from trainables.pretraining import PretrainConfig, check_zoo_name_free
 from trainables.zoo import ZooEntry, get_zoo_entry
 
@@ -29,6 +29,7 @@ def run_pretrain(
     cpus: int | None = None,
     gpus: float | None = None,
     workers: int = 1,
+    printer: Printer | None = None,
 ) -> ZooEntry:
     """Pretrain one encoder on ``data_root`` with ``config`` (see :class:`PretrainConfig`);
     Ray's run folder goes to ``storage/pretrain`` (when None, a temporary folder, removed
@@ -36,7 +37,8 @@ def run_pretrain(
 
     ``data_root`` is an image folder or a ``.csv``/``.parquet`` manifest, local or a URI.
     ``workers`` > 1 trains data-parallel through Ray Train, ``cpus`` and ``gpus`` each
-    (defaults: this machine's CPUs shared among them; one GPU each where it has enough)."""
+    (defaults: this machine's CPUs shared among them; one GPU each where it has enough);
+    ``printer`` takes the epoch lines (default: the terminal)."""
     cfg = PretrainConfig.from_dict(config)  # fail here, in one line, before starting Ray
     if not cfg.zoo_name:
         raise UserError("pretraining needs `zoo_dir` and `zoo_name` to export the encoder")
@@ -55,7 +57,7 @@ def run_pretrain(
         gpus=gpus,
         workers=workers,
     )
-    row = run_one_trial(exp)  # on failure a temporary folder stays: its Ray log says why
+    row = run_one_trial(exp, printer=printer)  # on failure a temporary folder stays (its log)
     if storage is None:
         shutil.rmtree(folder, ignore_errors=True)
     if not row.get(K.ZOO_ENTRY):

@@ -40,5 +40,9 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     assert len(printed) <= 60, "\n".join(printed)
     assert "Fatal Python error" not in out.stdout + out.stderr
     assert sum(line.startswith("ended ") for line in printed) == len(rows)
+    # its pretraining in one line per encoder, not one per epoch (make demo: 10 epochs each)
+    assert not any(line.startswith("epoch ") for line in printed)
+    summary = [line for line in printed if "zoo encoder demo-resnet18: val top-1 " in line]
+    assert len(summary) == 1 and " -> " in summary[0], printed
     logs = list((tmp_path / "runs" / "demo" / R.LOGS_DIR).glob("ray-*.log"))
     assert len(logs) == 1 and logs[0].stat().st_size > 0
