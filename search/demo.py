@@ -68,11 +68,11 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool, epochs: int | None = Non
             "batch_size": 16,
             "seed": 0,
         }  # fmt: skip  (the paper's lr 0.1 at batch 1024, scaled to 16, with warm-up)
-        epochs = _EpochLines()  # one summary line instead of an epoch line each
+        lines = _EpochLines()  # one summary line instead of an epoch line each
         entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs",
-                             printer=epochs)  # fmt: skip
-        _say(f"zoo encoder {entry.name}: val top-1 {epochs.top1(0)} -> {epochs.top1(-1)} "
-             f"in {len(epochs)} epoch(s), best {entry.val_top1:.3f}")  # fmt: skip
+                             printer=lines)  # fmt: skip
+        _say(f"zoo encoder {entry.name}: val top-1 {lines.top1(0)} -> {lines.top1(-1)} "
+             f"in {len(lines)} epoch(s), best {entry.val_top1:.3f}")  # fmt: skip
 
 
 class _EpochLines(list):
