@@ -46,3 +46,28 @@ def test_quick_demo_pretrains_sweeps_and_reports(tmp_path):
     assert len(summary) == 1 and " -> " in summary[0], printed
     logs = list((tmp_path / "runs" / "demo" / R.LOGS_DIR).glob("ray-*.log"))
     assert len(logs) == 1 and logs[0].stat().st_size > 0
+
+
+def test_make_demo_pretrains_every_encoder_with_its_epochs_in_one_line_each(
+    tmp_path, monkeypatch, capsys
+):
+    """The full demo pretrains 2 encoders for 10 epochs each (no Ray here: run_pretrain is
+    replaced by one that prints the epoch lines a real run prints)."""
+    from types import SimpleNamespace
+
+    from search import demo
+
+    seen = []
+
+    def fake_run_pretrain(data, config, *, storage, printer):
+        seen.append(config)
+        for epoch in range(1, config["max_epochs"] + 1):
+            printer(f"epoch {epoch:3d}  train_loss 1.0  val_top1 {epoch / 100:.4f}  1s")
+        return SimpleNamespace(name=config["zoo_name"], val_top1=config["max_epochs"] / 100)
+
+    monkeypatch.setattr("search.pretrain.run_pretrain", fake_run_pretrain)
+    demo.pretrain(tmp_path / "mn", tmp_path / "zoo", quick=False)
+    assert [(c["encoder"], c["max_epochs"]) for c in seen] == [(e, 10) for e in demo.ENCODERS]
+    printed = capsys.readouterr().out
+    assert "zoo encoder demo-mobilenet_v2: val top-1 0.0100 -> 0.1000 in 10 epoch(s)" in printed
+    assert "epoch " not in printed.replace("epoch(s)", "")
