@@ -11,15 +11,16 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis import results as R
 from core.errors import UserError
 from search.experiment import Experiment, parse_experiment
 
-Printer = Callable[[str], None]
+if TYPE_CHECKING:  # search.progress imports ray
+    from search.progress import Printer
 
 
 def one_trial_experiment(

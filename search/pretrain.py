@@ -11,14 +11,17 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import keys as K
 from core.errors import UserError
 from core.storage import is_uri
-from search.one_trial import Printer, local_gpus_per_worker, one_trial_experiment, run_one_trial
+from search.one_trial import local_gpus_per_worker, one_trial_experiment, run_one_trial
 from trainables.pretraining import PretrainConfig, check_zoo_name_free
 from trainables.zoo import ZooEntry, get_zoo_entry
+
+if TYPE_CHECKING:
+    from search.progress import Printer
 
 
 def run_pretrain(
