@@ -51,8 +51,13 @@ def tune_config(exp: Experiment, plan: Plan) -> Any:
 
 
 def trial_label(trial: Any) -> str:
-    """``Unet-resnet18-none-s0_3f2a1_00004``: readable and unique (Ray's trial id)."""
-    cfg = trial.config
+    """``Unet-resnet18-none-s0_3f2a1_00004``: readable and unique (Ray's trial id). A templated
+    init names the trial's own entry: ``zoo:mn-{encoder}`` -> ``...-zoo_mn-resnet18-...``."""
+    from trainables.inits import expand_init
+
+    cfg = dict(trial.config)
+    if isinstance(cfg.get("init"), str) and "encoder" in cfg:
+        cfg["init"] = expand_init(cfg["init"], str(cfg["encoder"]))
     parts = [str(cfg[k]) for k in ("decoder", "encoder", "init") if k in cfg]
     parts.append(f"s{cfg.get('seed', 0)}")
     safe = re.sub(r"[^A-Za-z0-9._+-]+", "_", "-".join(parts)).strip("_")
