@@ -251,6 +251,11 @@ class Location:
             raise StorageError(f"storage '{self.text}': cannot {what}: {first}; {hint}") from None
 
 
+def local_path(text: str | os.PathLike[str], base_dir: str | os.PathLike[str]) -> Path:
+    """A folder or file an experiment file names: ``~`` expanded, relative to the file's folder."""
+    return (Path(base_dir) / Path(text).expanduser()).resolve()
+
+
 def is_uri(text: str) -> bool:
     return bool(URI_RE.match(text))
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from core.errors import UserError, closest
-from core.storage import Location, is_uri
+from core.storage import Location, is_uri, local_path
 from core.yamlio import load_yaml
 from search.strategies import get_searcher, list_schedulers, list_searchers
 from spaces.dimensions import Dimension, SpaceError, parse_space
@@ -212,7 +212,7 @@ def _resolve_paths(train: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
     for key in PATH_KEYS:
         value = out.get(key)
         if isinstance(value, str) and value and not is_uri(value):
-            out[key] = str((base_dir / Path(value).expanduser()).resolve())
+            out[key] = str(local_path(value, base_dir))
     return out
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from core import keys as K
 from core.errors import UserError
+from core.storage import local_path
 from trainables.task import TASKS, Task
 from trainables.typed_config import TypedConfig, positive
 
@@ -164,7 +165,7 @@ class ReplayTask(Task):
     def parse_data(self, raw: Any, *, base_dir: Path) -> Path:
         if not isinstance(raw, Mapping) or set(raw) != {"curves"}:
             raise UserError(f"`data` for replay must be {{curves: FILE.parquet}}, but got {raw!r}")
-        path = (base_dir / Path(str(raw["curves"])).expanduser()).resolve()
+        path = local_path(str(raw["curves"]), base_dir)
         if not path.is_file():
             raise UserError(f"`data.curves`: file '{path}' not found")
         return path

@@ -77,7 +77,7 @@ def weights_dir_from_key(value: Any, base_dir: Path) -> Path | None:
         raise UserError(f"`weights` must be a folder path, but got {value!r}")
     text = str(value).strip()
     resolve_weights_dir(text)  # the same rules as $MICROSWEEP_WEIGHTS (no URIs yet)
-    return (Path(base_dir) / Path(text).expanduser()).resolve()
+    return storage.local_path(text, base_dir)
 
 
 def hub_repo(encoder: str) -> tuple[str, str]:

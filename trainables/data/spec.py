@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import UserError
+from core.storage import local_path
 from core.yamlio import load_yaml
 from trainables.data.classmaps import ClassMap, get_class_map
 
@@ -55,7 +56,7 @@ class DataSpec:
             split_path = _existing_file(base_dir / Path(split_file).expanduser(), "split_file")
             root = split_path.parent
         else:
-            root = (base_dir / Path(root_raw).expanduser()).resolve()
+            root = local_path(root_raw, base_dir)
             if not root.is_dir():
                 raise UserError(f"`data.root`: folder '{root}' does not exist")
             split_path = None
