@@ -127,7 +127,7 @@ def _next_line(result) -> str | None:
     return None
 
 
-_LABELS = {"val_iou": "val IoU", "val_top1": "val top-1"}  # the objectives' names in lines
+_LABELS = {K.VAL_IOU: "val IoU", K.VAL_TOP1: "val top-1"}  # the objectives' names in lines
 
 
 def _checkpoint(run_dir: Location, relative: str | None) -> str:
