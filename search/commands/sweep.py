@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import keys as K  # constants only: no imports behind it
+
 if TYPE_CHECKING:
     from core.storage import Location
 
@@ -97,7 +99,6 @@ def format_summary(result) -> str:
 
 def _best_lines(result) -> list[str]:
     from analysis import results as R
-    from core import keys as K
 
     best, exp = result.best, result.plan.experiment
     metric = exp.task.metric
@@ -115,7 +116,6 @@ def _best_lines(result) -> list[str]:
 
 def _next_line(result) -> str | None:
     """What to run next: a segmentation run's report; a pretraining run's zoo entry in use."""
-    from core import keys as K
 
     exp = result.plan.experiment
     zoo = result.best.get(K.ZOO_ENTRY) if result.best else None
