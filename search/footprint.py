@@ -19,10 +19,10 @@ device (nothing is allocated or downloaded, as :func:`search.resources.encoder_p
   what the task keeps (segmentation: the best weights, ``model.safetensors``, and the
   predicted masks, estimated by the size of the dataset's test masks; pretraining: nothing
   sizeable when the trial exported to the zoo, which lies outside the run folder, else
-  ``model.safetensors``); ``last``: one state and the best weights per trial; ``all``:
-  ``checkpoints_to_keep`` + 1 states and the best weights per trial (Ray keeps the latest
-  checkpoint besides the best ones), an upper bound for trials that stop before that many
-  epochs.
+  ``model.safetensors``); ``last``: that, and one state and the best weights per trial;
+  ``all``: that, and ``checkpoints_to_keep`` + 1 states and the best weights per trial (Ray
+  keeps the latest checkpoint besides the best ones), an upper bound for trials that stop
+  before that many epochs.
 
 Ray's own small files (``result.json``, its state snapshots) are not counted. Example::
 
@@ -80,9 +80,10 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
     trials.sort(key=lambda t: t.state + t.best + t.running_extra, reverse=True)
     fault = exp.fault
     share = completing_trials(plan) / len(trials)  # only they keep weights and predictions
-    per_trial_final = [
-        {
-            "best": int(share * t.kept),
+    per_trial_final = [  # a completed trial's final checkpoint also holds what `best` keeps
+        int(share * t.kept)
+        + {
+            "best": 0,
             "last": t.state + t.best,
             "all": (fault.checkpoints_to_keep + 1) * t.state + t.best + t.running_extra,
         }[fault.keep]
