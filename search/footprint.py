@@ -11,10 +11,11 @@ trial (two, briefly, when a newer best replaces one). A data-parallel pretrainin
 the best file before the newest. Parameter counts come from the models built on the meta
 device (nothing is allocated or downloaded, as :func:`search.resources.encoder_parameters`).
 
-- **peak**: ``concurrency`` of the largest trials (the CPUs over ``resources.cpu`` x
-  ``workers_per_trial``), each with ``checkpoints_to_keep`` states, the latest (Ray keeps it
-  besides the best-scored ones) and the one being written (Ray deletes the oldest after the
-  new one registered) and its best weights, on top of what the ended trials keep;
+- **peak**: ``concurrency`` of the largest trials (:attr:`search.plan.Plan.at_once`: the
+  CPUs over ``resources.cpu`` x ``workers_per_trial``, at most ``search.max_concurrent``),
+  each with ``checkpoints_to_keep`` states, the latest (Ray keeps it besides the best-scored
+  ones) and the one being written (Ray deletes the oldest after the new one registered) and
+  its best weights, on top of what the ended trials keep;
 - **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
   what the task keeps (segmentation: the best weights, ``model.safetensors``, and the
   predicted masks, estimated by the size of the dataset's test masks; pretraining: nothing
@@ -89,7 +90,7 @@ def estimate_footprint(plan: Plan) -> Footprint | None:
         }[fault.keep]
         for t in trials
     ]
-    concurrency = min(max(1, plan.slots // workers), len(trials))
+    concurrency = min(plan.at_once, len(trials))
     # the best-scored ones, the latest (Ray keeps it besides them) and the one being written
     states = fault.checkpoints_to_keep + 2
     running = sum(states * t.state + t.best + t.running_extra for t in trials[:concurrency])

@@ -39,12 +39,24 @@ class Plan:
     fifo_epochs: int  # trial-epochs if every trial runs to max_epochs
     asha_epochs: int  # trial-epochs the scheduler is expected to run
     estimate_s: float | None  # wall time estimate from a previous run's epochs.parquet
-    slots: int  # trials at once used for the estimate
+    slots: int  # CPU slots (the machine's or cluster's CPUs over resources.cpu)
     weights: tuple[WeightStatus, ...] = ()  # issue 13: where each (init, encoder) comes from
 
     @property
     def rungs(self) -> list[int]:
         return self.experiment.scheduler.rungs()
+
+    @property
+    def at_once(self) -> int:
+        """Trials that run at once: the estimate's and the storage peak's concurrency."""
+        return trials_at_once(self.experiment, self.slots, self.trials)
+
+
+def trials_at_once(exp: Experiment, slots: int, trials: int) -> int:
+    """``slots`` over ``resources.workers_per_trial``, at most ``search.max_concurrent`` and
+    the number of trials (at least 1)."""
+    limit = exp.search.max_concurrent or trials
+    return max(1, min(slots // exp.resources.workers_per_trial, limit, trials))
 
 
 def make_plan(
@@ -84,7 +96,7 @@ def make_plan(
         trials=trials,
         fifo_epochs=fifo,
         asha_epochs=expected,
-        estimate_s=_estimate(exp, expected, slots),
+        estimate_s=_estimate(exp, expected, trials_at_once(exp, slots, trials)),
         slots=slots,
         weights=weights,
     )
@@ -143,7 +155,7 @@ def _default_slots(exp: Experiment) -> int:
     return max(1, int((os.cpu_count() or 1) // exp.resources.cpu))
 
 
-def _estimate(exp: Experiment, trial_epochs: int, slots: int) -> float | None:
+def _estimate(exp: Experiment, trial_epochs: int, at_once: int) -> float | None:
     """Seconds: trial-epochs x median seconds per epoch of the previous run / trials at once."""
     path = exp.run_dir / R.EPOCHS_FILE  # a local path or a URI (core.storage)
     try:
@@ -156,7 +168,7 @@ def _estimate(exp: Experiment, trial_epochs: int, slots: int) -> float | None:
     per_epoch = (last[R.WALL_S] / last[R.EPOCH]).dropna()
     if per_epoch.empty:
         return None
-    return float(per_epoch.median()) * trial_epochs / max(1, slots)
+    return float(per_epoch.median()) * trial_epochs / at_once
 
 
 def format_plan(plan: Plan) -> str:
@@ -188,7 +200,7 @@ def format_plan(plan: Plan) -> str:
     ]
     if plan.estimate_s is not None:
         lines.append(
-            f"estimate: ~{plan.estimate_s / 3600:.2f} h with {plan.slots} trial(s) at once "
+            f"estimate: ~{plan.estimate_s / 3600:.2f} h with {plan.at_once} trial(s) at once "
             f"(from {exp.run_dir / R.EPOCHS_FILE})"
         )
     else:

@@ -106,6 +106,23 @@ def test_estimate_from_previous_runs_epochs(small, tmp_path):
     assert plan.estimate_s == pytest.approx(2.0 * plan.asha_epochs / 2)
 
 
+@pytest.mark.parametrize(
+    ("extra", "at_once"),
+    [({}, 8), ({"search": {"max_concurrent": 3}}, 3)],  # workers_per_trial: test_footprint
+)
+def test_estimate_runs_as_many_trials_at_once_as_the_sweep_will(small, extra, at_once):
+    raw = yaml.safe_load(small.read_text())
+    for key, value in extra.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    small.write_text(yaml.safe_dump(raw))
+    exp = load_experiment(small)
+    rows = [{R.TRIAL: f"t{t}", R.EPOCH: e, R.WALL_S: 2.0 * e} for t in range(3) for e in (1, 2, 3)]
+    storage.write_parquet(exp.run_dir / R.EPOCHS_FILE, pa.Table.from_pandas(pd.DataFrame(rows)))
+    plan = make_plan(exp, feasibility=False, slots=8)
+    assert plan.at_once == at_once
+    assert plan.estimate_s == pytest.approx(2.0 * plan.asha_epochs / at_once)
+
+
 def test_dry_run_prints_the_plan_and_trains_nothing(small, capsys):
     assert main(["sweep", str(small), "--dry-run"]) == 0
     out = capsys.readouterr().out
