@@ -57,6 +57,7 @@ NODE = "node"  # node IP the trial ran on
 ERROR = K.ERROR  # one-line reason for error / diverged / infeasible trials, else null
 STAGE = "stage"  # optional: which stage ran the trial (a missing column means all SEARCH)
 FOLD = "fold"  # optional: the k-fold split a confirm trial trained on (recommend --folds)
+DATASET_SHA256 = "dataset_sha256"  # optional: the hash of the split the trial trained on
 
 # Trial stages (``microsweep recommend``): the sweep, then the top configurations again.
 SEARCH = "search"  # the experiment's sweep (ASHA may stop trials early)

@@ -150,13 +150,15 @@ def package_meta(
             "run": str(run),
             "experiment": info.get("experiment"),
             "dataset": info.get("dataset"),
-            "dataset_sha256": info.get("dataset_sha256"),
+            # the split the members trained on (None: a fold ensemble, each names its own)
+            "dataset_sha256": _common({_member_hash(row, info) for row in rows}),
             "created": info.get("created"),
             "members": [
                 {
                     "trial": row[R.TRIAL],
                     "seed": row.get(R.SEED),
                     "fold": row.get(R.FOLD),  # recommend --folds: the split it trained on
+                    "dataset_sha256": _member_hash(row, info),
                     "val_iou": row.get(R.VAL_IOU),
                     "test_iou": row.get(R.TEST_IOU),
                     "best_epoch": row.get(R.BEST_EPOCH),
@@ -166,6 +168,16 @@ def package_meta(
             ],
         },
     }
+
+
+def _member_hash(row: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """The hash of the split a member trained on (rows from before it was recorded: the
+    search's, from run.json)."""
+    return row.get(R.DATASET_SHA256) or info.get(R.DATASET_SHA256)
+
+
+def _common(values: set[Any]) -> Any:
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def _classes(info: dict[str, Any]) -> list[dict[str, Any]]:

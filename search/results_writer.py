@@ -159,6 +159,8 @@ class ResultsWriter(tune.Callback):
         if getattr(self, "fold", None) is not None:  # (a writer pickled before folds has none)
             row[R.FOLD] = self.fold
         row[R.DATASET] = self.run_info.get("dataset")
+        if self.run_info.get(R.DATASET_SHA256):  # a fold stage's: its own split file's
+            row[R.DATASET_SHA256] = self.run_info[R.DATASET_SHA256]
         row.update({k: _scalar(config.get(k)) for k in self.factors})
         row[R.SEED] = config.get("seed")
         row.update({R.CPU: float(res["cpu"]), R.GPU: float(res["gpu"])})

@@ -57,6 +57,25 @@ def test_an_ensemble_holds_every_named_trial_best_first(run, tmp_path):
         export_model(run, ["a"], out=tmp_path / "m")
 
 
+def test_fold_members_name_the_split_each_trained_on(run, tmp_path):
+    import shutil
+
+    folds = shutil.copytree(run, tmp_path / "folds")
+    rows = storage.Location.parse(folds / R.TRIALS_FILE).read_table().to_pylist()
+    for row, (fold, digest) in zip(rows, ((1, "f1" * 32), (2, "f2" * 32), (3, None)), strict=True):
+        row.update({R.FOLD: fold, R.DATASET_SHA256: digest})
+    storage.write_parquet(folds / R.TRIALS_FILE, pa.Table.from_pylist(rows))
+    meta = json.loads((export_model(folds, ["a", "b"], out=tmp_path / "m", ensemble=True)
+                       / META_FILE).read_text())["provenance"]  # fmt: skip
+    assert [(m["fold"], m["dataset_sha256"]) for m in meta["members"]] == [
+        (2, "f2" * 32),
+        (1, "f1" * 32),
+    ]
+    assert meta["dataset_sha256"] is None  # no one split: each member names its own
+    one = json.loads((export_model(folds, ["a"], out=tmp_path / "one") / META_FILE).read_text())
+    assert one["provenance"]["dataset_sha256"] == "f1" * 32
+
+
 def test_unknown_and_unfinished_trials_are_one_line(run, tmp_path):
     with pytest.raises(UserError, match=r"unknown trial .* 'bb'; did you mean 'b'"):
         export_model(run, ["bb"], out=tmp_path / "m")

@@ -216,6 +216,12 @@ def test_recommend_over_two_folds_end_to_end(ray_local, flat, capsys):
     assert rec["candidates"][0]["paired_to_next"]["n_pairs"] == 2  # paired by fold
     meta = json.loads((run / "model" / "model.json").read_text())
     assert meta["provenance"]["members"][0]["fold"] in (1, 2)
+    # each fold's rows carry the hash of its own split file, not the search's
+    hashes = {t[R.FOLD]: t[R.DATASET_SHA256] for t in confirm}
+    search_hash = next(t[R.DATASET_SHA256] for t in trials if t[R.STAGE] == R.SEARCH)
+    assert len({hashes[1], hashes[2], search_hash}) == 3
+    member = meta["provenance"]["members"][0]
+    assert member["dataset_sha256"] == hashes[member["fold"]]
 
 
 def test_another_fold_set_is_refused_where_one_was_confirmed(flat, capsys, monkeypatch):
