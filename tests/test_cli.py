@@ -35,3 +35,15 @@ def test_a_command_imports_only_its_own_module():
     listed = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert all(name in listed for name in ("pretrain", "simulate", "sweep", "weights"))
+
+
+def test_help_and_pretrain_help_import_no_torch():
+    """Every command's parser (``microsweep --help``) takes its defaults without torch/smp."""
+    code = (
+        "import sys; from search.cli import build_parser; "
+        "build_parser([]); p = build_parser(['pretrain']); "
+        "d = p.parse_args(['pretrain', '--data', 'D', '--zoo', 'Z', '--name', 'N']); "
+        "print(d.encoder, d.epochs > 0, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["resnet18", "True", "False"], out.stdout

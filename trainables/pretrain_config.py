@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import ConfigError, UserError
-from trainables.models import validate_encoder
 from trainables.typed_config import TypedConfig, positive
-from trainables.zoo import load_zoo, validate_zoo_name
 
 
 @dataclass(frozen=True)
@@ -77,6 +75,9 @@ class PretrainConfig(TypedConfig):
             raise ConfigError("lr_gamma", f"must be in (0, 1], but got {self.lr_gamma}")
         if self.size % 32:
             raise ConfigError("size", f"must be a multiple of 32, but got {self.size}")
+        from trainables.models import validate_encoder  # smp: imported when a config is built
+        from trainables.zoo import validate_zoo_name
+
         validate_encoder(self.encoder)
         if bool(self.zoo_dir) != bool(self.zoo_name):
             raise UserError("`zoo_dir` and `zoo_name` go together: set both or neither")
@@ -135,6 +136,8 @@ def check_zoo_name_free(cfg: PretrainConfig) -> None:
     """Refuse before training, not after, when the zoo entry exists and overwrite is off."""
     if not cfg.zoo_name or cfg.overwrite or not Path(cfg.zoo_dir).is_dir():
         return
+    from trainables.zoo import load_zoo
+
     if cfg.zoo_name in load_zoo(Path(cfg.zoo_dir)):
         raise UserError(
             f"zoo entry {cfg.zoo_name!r} exists in {cfg.zoo_dir}; choose another name "

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from trainables.pretraining import PretrainConfig
+from trainables.pretrain_config import PretrainConfig
 
-_DEFAULTS = PretrainConfig()
+_DEFAULTS = PretrainConfig  # its class attributes are the defaults (no torch at --help)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
