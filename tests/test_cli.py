@@ -24,14 +24,12 @@ def test_a_command_imports_only_its_own_module():
     """``microsweep status RUN`` builds only its own parser: no command module that imports
     torch or pandas for its defaults (pretrain, simulate) is loaded, so a start costs no
     seconds; ``--help`` still lists every command."""
-    code = (
-        "import sys; from search.cli import build_parser; "
+    printed = fresh_python(
         "p = build_parser(['status', 'RUN']); assert p.parse_args(['status', 'RUN']).func; "
         "print(sorted(m for m in sys.modules if m.startswith('search.commands.')), "
         "'torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["['search.commands.status']", "False"], out.stdout
+    assert printed == ["['search.commands.status']", "False"]
     listed = subprocess.run([sys.executable, "-m", "search", "--help"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
     assert all(name in listed for name in ("pretrain", "simulate", "sweep", "weights"))
@@ -39,11 +37,16 @@ def test_a_command_imports_only_its_own_module():
 
 def test_help_and_pretrain_help_import_no_torch():
     """Every command's parser (``microsweep --help``) takes its defaults without torch/smp."""
-    code = (
-        "import sys; from search.cli import build_parser; "
+    printed = fresh_python(
         "build_parser([]); p = build_parser(['pretrain']); "
         "d = p.parse_args(['pretrain', '--data', 'D', '--zoo', 'Z', '--name', 'N']); "
         "print(d.encoder, d.epochs > 0, 'torch' in sys.modules)"
     )
+    assert printed == ["resnet18", "True", "False"]
+
+
+def fresh_python(code: str) -> list[str]:
+    """What ``code`` prints in a new interpreter (nothing imported yet but the parser)."""
+    code = f"import sys; from search.cli import build_parser; {code}"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["resnet18", "True", "False"], out.stdout
+    return out.stdout.split()
