@@ -268,14 +268,17 @@ def test_checkpoints_have_the_recorded_models_size(fake_run, tmp_path):
     assert checkpoint_bytes([str(other)], None) == 1_000_000  # no model named: 1 MB
 
 
-def test_a_replay_worker_imports_neither_torch_nor_smp():
-    """Ray's worker for a replayed trial asks for its task by name: only trainables.replay is
-    imported (the segmentation stack cost each worker ~4 s of CPU at start)."""
+@pytest.mark.parametrize("kind", ["replay", "tests.sweep_helpers:toy_trainable"])
+def test_a_replay_or_custom_worker_imports_neither_torch_nor_smp(kind):
+    """Ray's worker for a replayed (or custom ``module:function``) trial asks for its task by
+    name: only its own module is imported (the segmentation stack cost each worker ~4 s of CPU
+    at start)."""
     import subprocess
     import sys
 
-    heavy = "('torch', 'segmentation_models_pytorch')"
-    code = ("import sys; from trainables.task import get_task; get_task('replay'); "
+    heavy = "('torch', 'segmentation_models_pytorch', 'albumentations')"
+    code = (f"import sys; from trainables.task import get_task; t = get_task({kind!r}); "
+            "t.trainable(); t.check({'seed': 0}); "
             f"print(sorted(m for m in {heavy} if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

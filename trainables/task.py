@@ -1,10 +1,11 @@
 """The task registry: each kind of trial (segmentation, pretraining, ...) in one object.
 
-A :class:`Task` registers next to its trainable (``trainables/segmentation.py``,
-``trainables/pretraining.py``) and tells the launcher everything it needs: the typed trial
-config, how to read and load the experiment's ``data:`` block, the objective and its mode, the
-feasibility check, the result columns, the progress line of one epoch and how to load a trained
-model from a trial's checkpoint. Nothing outside this registry switches on a kind's name.
+A :class:`Task` registers in its own module (``trainables/segmentation_task.py``, whose
+trainable is in ``trainables/segmentation.py``; ``trainables/pretraining.py``) and tells the
+launcher everything it needs: the typed trial config, how to read and load the experiment's
+``data:`` block, the objective and its mode, the feasibility check, the result columns, the
+progress line of one epoch and how to load a trained model from a trial's checkpoint.
+Nothing outside this registry switches on a kind's name.
 
 Example::
 
@@ -34,7 +35,7 @@ TASKS: Registry[Task] = Registry("task", hint="a registered task, or package.mod
 # each registers its task; a worker asking for one imports only its module (replay's workers
 # then start without torch and smp: ~4 s of CPU each)
 BUILTIN = {
-    "segmentation": "trainables.segmentation",
+    "segmentation": "trainables.segmentation_task",
     "pretraining": "trainables.pretraining",
     "replay": "trainables.replay",
 }
@@ -171,9 +172,9 @@ def get_task(kind: str) -> Task:
     if kind in BUILTIN:
         importlib.import_module(BUILTIN[kind])
         return TASKS.get(kind)
-    _load_builtin()
-    if kind not in TASKS and ":" in str(kind):
+    if ":" in str(kind):  # never a registered name: its worker imports no built-in trial
         return custom_task(kind)
+    _load_builtin()
     return TASKS.get(kind)
 
 
@@ -190,7 +191,7 @@ def _load_builtin() -> None:
 def custom_task(target: str) -> Task:
     """A task running ``package.module:function`` as a segmentation-like trial (imported when
     its trainable is first asked for: the launcher does so before Ray starts)."""
-    from trainables.segmentation import CustomTask
+    from trainables.segmentation_task import CustomTask
 
     return CustomTask(target)
 
