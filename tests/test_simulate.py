@@ -276,9 +276,12 @@ def test_a_replay_or_custom_worker_imports_neither_torch_nor_smp(kind):
     import subprocess
     import sys
 
+    from trainables.feasibility import check_pairs
+
+    check_pairs([("FPN", "resnet18")])  # as the driver's plan does: the answer is on disk
     heavy = "('torch', 'segmentation_models_pytorch', 'albumentations')"
     code = (f"import sys; from trainables.task import get_task; t = get_task({kind!r}); "
-            "t.trainable(); t.check({'seed': 0}); "
+            "t.trainable(); assert t.check({'decoder': 'FPN', 'seed': 0}) is None; "
             f"print(sorted(m for m in {heavy} if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -33,17 +33,30 @@ def _cache_path() -> Path:
     return default_cache_dir() / CACHE_FILE
 
 
+PROBE_SIZE = 256  # shape-only forward on the meta device: the size costs nothing
+LIBRARIES = (  # (name in the cache's key, distribution, module)
+    ("smp", "segmentation-models-pytorch", "segmentation_models_pytorch"),
+    ("timm", "timm", "timm"),
+    ("torch", "torch", "torch"),
+)
+
+
 @functools.cache
 def versions() -> str:
-    """What the cached answers depend on: smp, timm and torch versions and the probe size."""
-    import segmentation_models_pytorch as smp
-    import timm
-    import torch
-
-    from trainables.models import PROBE_SIZE
-
-    libraries = f"smp {smp.__version__}, timm {timm.__version__}, torch {torch.__version__}"
+    """What the cached answers depend on: smp, timm and torch versions (from their package
+    metadata: a trial whose pairs are all cached imports none of them) and the probe size."""
+    libraries = ", ".join(f"{name} {_version(dist, module)}" for name, dist, module in LIBRARIES)
     return f"{libraries}, probe {PROBE_SIZE}"
+
+
+def _version(dist: str, module: str) -> str:
+    from importlib import import_module
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:  # installed without metadata (some conda builds): ask it
+        return str(import_module(module).__version__)
 
 
 def _read_cache(path: Path) -> dict[str, str | None]:
@@ -85,13 +98,13 @@ def check_pairs(
 
     ``progress(done, total)`` is called after each pair that had to be built.
     """
-    from trainables.models import check_feasible
-
     path = _cache_path()
     known = _disk_pairs(path)
     pairs = list(dict.fromkeys(pairs))
     todo = [p for p in pairs if _key(*p) not in known]
     new: dict[str, str | None] = {}
+    if todo:  # smp and torch only when a pair must be built
+        from trainables.models import check_feasible
     for i, (decoder, encoder) in enumerate(todo, 1):
         new[_key(decoder, encoder)] = check_feasible(decoder, encoder)
         if progress:

@@ -23,9 +23,9 @@ import timm
 import torch
 
 from core.errors import UserError, unknown_name
+from trainables.feasibility import PROBE_SIZE
 
 TIMM_PREFIX = "tu-"
-PROBE_SIZE = 256  # shape-only forward on the meta device: the size costs nothing
 
 
 @functools.cache
