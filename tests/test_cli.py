@@ -1,6 +1,9 @@
 import subprocess
 import sys
 
+import pytest
+
+from analysis import results as R
 from search.cli import main
 
 
@@ -50,3 +53,20 @@ def fresh_python(code: str) -> list[str]:
     code = f"import sys; from search.cli import build_parser; {code}"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return out.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("status", "said"), [(R.COMPLETED, "(none reported)"), (R.STOPPED, "(not completed)")]
+)
+def test_summary_says_why_the_best_has_no_test_iou(tmp_path, status, said):
+    from types import SimpleNamespace
+
+    from core.storage import Location
+    from search.commands.sweep import format_summary
+    from trainables.task import get_task
+
+    best = {R.TRIAL: "t1", R.STATUS: status, R.VAL_IOU: 0.5, "decoder": "Unet", R.SEED: 0}
+    exp = SimpleNamespace(task=get_task("segmentation"), space={"decoder": None}, train={})
+    result = SimpleNamespace(counts={status: 1}, run_dir=Location.parse(tmp_path), best=best,
+                             plan=SimpleNamespace(experiment=exp))  # fmt: skip
+    assert f"val IoU 0.5000, test IoU - {said}" in format_summary(result)

@@ -106,7 +106,11 @@ def _best_lines(result) -> list[str]:
     score = f"  {_LABELS.get(metric, metric)} {best[metric]:.4f}"
     if metric == K.VAL_IOU:
         test = best.get(R.TEST_IOU)
-        score += f", test IoU {test:.4f}" if test is not None else ", test IoU - (not completed)"
+        if test is not None:
+            score += f", test IoU {test:.4f}"
+        else:  # a stopped best, or a custom trainable that reports no test figures
+            done = best.get(R.STATUS) == R.COMPLETED
+            score += ", test IoU - (none reported)" if done else ", test IoU - (not completed)"
     return [
         f"best trial: {best[R.TRIAL]} {factors} seed {best.get(R.SEED)}",
         score,
