@@ -166,4 +166,3 @@ def test_a_sweep_whose_inits_cannot_be_downloaded_exits_2_with_one_line(tmp_path
     errors = [ln for ln in out.stderr.splitlines() if ln.startswith("microsweep: error:")]
     assert len(errors) == 1 and "no trial trained (1 infeasible)" in errors[0], errors
     assert "imagenet" in errors[0].lower() or "offline" in errors[0].lower()
-
