@@ -149,7 +149,8 @@ def refusal(missing: list[WeightStatus], weights_dir: Path | None) -> str:
     return (
         f"no network: {trials} planned trial(s) need weights that are not in the weights "
         f"folder or a local cache ({what}); where there is internet run "
-        f"`{fetch_command(missing, target)}`, copy the folder here{setting}"
+        f"`{fetch_command(missing, target)}`, copy the folder here{setting}; or train "
+        "those encoders with init none (random weights), which needs no download"
     )
 
 

@@ -168,6 +168,7 @@ def test_offline_plan_refuses_with_the_fetch_command_and_plans_all_with_the_fold
     assert "\n" not in line and "no network: 2 planned trial(s)" in line
     assert "imagenet resnet18, micronet resnet18" in line
     assert "`microsweep weights fetch resnet18 --init imagenet,micronet --to WEIGHTS_DIR`" in line
+    assert line.endswith("with init none (random weights), which needs no download")
     assert main(["sweep", str(exp_file), "--dry-run", "--offline"]) == 2
     assert "microsweep weights fetch" in capsys.readouterr().err
     # with the sources back, fetch exactly what the experiment plans, into its `weights:` key
