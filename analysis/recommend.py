@@ -38,6 +38,7 @@ import pandas as pd
 
 from analysis import results as R
 from analysis.stats import bootstrap_ci
+from analysis.status import show_value
 from analysis.verdict import Evidence, Replicates, judge
 from core import storage
 from core.errors import ReportError
@@ -180,11 +181,7 @@ def _labels(configs: Sequence[Mapping[str, object]]) -> list[str]:
     """``encoder=resnet34, decoder=Unet`` naming only factors that differ between configs."""
     names = list(configs[0]) if configs else []
     varied = [n for n in names if len({repr(c[n]) for c in configs}) > 1] or names
-    return [", ".join(f"{n}={_short(c[n])}" for n in varied) for c in configs]
-
-
-def _short(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return [", ".join(f"{n}={show_value(c[n])}" for n in varied) for c in configs]
 
 
 # --- ranking --------------------------------------------------------------------------------

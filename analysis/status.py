@@ -143,9 +143,14 @@ def format_status(snap: Snapshot, *, run: str = "") -> str:
 
 
 def describe(config: dict[str, Any], factors: list[str], fallback: str) -> str:
-    """``decoder=Unet init=none`` for the given factors, or ``fallback`` when there are none."""
-    parts = [f"{k}={config[k]}" for k in factors if config.get(k) is not None]
+    """``decoder=Unet lr=0.0001039`` for the given factors, or ``fallback`` when there are none."""
+    parts = [f"{k}={show_value(config[k])}" for k in factors if config.get(k) is not None]
     return " ".join(parts) or fallback
+
+
+def show_value(value: object) -> str:
+    """A factor's value in a line: floats to 4 significant digits (sampled ones have 17)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def read_status(run_dir: str | Location, *, now: datetime.datetime | None = None) -> Snapshot:
