@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.load import Results, RunInfo
 from analysis.recommend import read_recommendation
 from analysis.render import Block, Heading, Para, Table
+from analysis.status import show_value
 from analysis.verdict import ci_text
 
 PREDICT = "microsweep predict {run}/model IMAGES --out pred"
@@ -45,7 +46,7 @@ def _hours(value: object) -> str:
 
 
 def config_text(config: Mapping[str, object]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items())
+    return ", ".join(f"{k}={show_value(v)}" for k, v in config.items())
 
 
 def unit(rec: Mapping) -> str:

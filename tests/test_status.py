@@ -70,9 +70,12 @@ def test_status_of_something_that_is_not_a_run_is_one_line(tmp_path, capsys):
 
 
 def test_a_configuration_shows_sampled_floats_to_four_digits():
+    """The live line, status and the report's answer alike."""
+    from analysis.answer import config_text
     from analysis.status import describe
 
     config = {"decoder": "FPN", "lr": 0.00010387897017867198, "bce_weight": 0.5163894095744779}
     assert describe(config, ["decoder", "bce_weight", "lr"], "t1") == (
         "decoder=FPN bce_weight=0.5164 lr=0.0001039"
     )
+    assert config_text(config) == "decoder=FPN, lr=0.0001039, bce_weight=0.5164"
