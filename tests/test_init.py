@@ -65,6 +65,18 @@ def test_nasa_layout_paths_are_relative_to_the_experiment_file(tmp_path, monkeyp
     assert make_plan(exp).trials == 12  # demo: 2 decoders x 2 inits x 3 seeds
 
 
+def test_init_names_each_warning_it_counts(tmp_path, monkeypatch, capsys):
+    from tests.data_factory import ebc_mask
+
+    root = ebc_dataset(tmp_path / "EBC-1")
+    write(root / "train_annot" / "orphan.png", ebc_mask(9))  # as EBC1's two masks without images
+    monkeypatch.chdir(tmp_path)
+    assert init("EBC-1", "--classes", "ebc", "--preset", "demo") == 0
+    captured = capsys.readouterr()
+    assert "1 warning(s)" in captured.out
+    assert "microsweep: warning: train_annot/orphan.png: mask without image" in captured.err
+
+
 def test_synthetic_nasa_layout_from_data_synth(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     synth = ["data", "synth", "ebc", "ebc", "--size", "80", "--n-train", "2", "--n-val", "1"]

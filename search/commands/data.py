@@ -79,6 +79,12 @@ def classes_arg(text: str | None) -> object:
         raise UserError(f"--classes: cannot parse {text!r} as a YAML mapping") from None
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """A check's warnings, one line each on stderr (a mask without its image, ...)."""
+    for line in warnings:
+        print(f"microsweep: warning: {line}", file=sys.stderr)
+
+
 def run_check(args: argparse.Namespace) -> int:
     from trainables.data.check import check_dataset
     from trainables.data.spec import load_data_spec
@@ -95,8 +101,7 @@ def run_check(args: argparse.Namespace) -> int:
         progress=reading_progress if sys.stderr.isatty() else None,
     )
     print(report.format())
-    for line in report.warnings:
-        print(f"microsweep: warning: {line}", file=sys.stderr)
+    print_warnings(report.warnings)
     report.raise_for_errors()
     return 0
 

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.commands.data import classes_arg, reading_progress
+    from search.commands.data import classes_arg, print_warnings, reading_progress
     from search.commands.sweep import pair_progress
     from search.init_experiment import init_experiment
     from search.plan import format_plan, make_plan
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         progress=reading_progress if sys.stderr.isatty() else None,
     )
     print(result.summary())
+    print_warnings(result.check.warnings)  # counted in the summary: which ones, here
     print(format_plan(make_plan(result.experiment, progress=pair_progress)))
     print(f"next:  microsweep recommend {result.path}   (or: microsweep sweep {result.path})")
     return 0
