@@ -28,7 +28,7 @@ import yaml
 from core.errors import UserError, closest
 from core.storage import Location, is_uri, local_path
 from core.yamlio import load_yaml
-from search.strategies import get_searcher, list_schedulers, list_searchers
+from search.strategies import get_scheduler, get_searcher, list_schedulers, list_searchers
 from spaces.dimensions import Dimension, SpaceError, parse_space
 from trainables.task import Task, get_task
 from trainables.weights_dir import weights_dir_from_key  # issue 13
@@ -284,15 +284,16 @@ def _search(raw: Mapping[str, Any]) -> Search:
 def _scheduler(raw: Mapping[str, Any]) -> SchedulerSettings:
     keys = ("name", "max_epochs", "grace_epochs", "reduction_factor")
     _check_keys("scheduler.", raw, keys)
+    name = _choice("scheduler.name", raw.get("name", "asha"), list_schedulers())
     max_epochs = _int("scheduler.max_epochs", raw.get("max_epochs", 100), low=1)
     grace = _int("scheduler.grace_epochs", raw.get("grace_epochs", min(10, max_epochs)), low=1)
-    if grace > max_epochs:
+    if grace > max_epochs and get_scheduler(name).stops_early:  # FIFO ignores the rung settings
         raise UserError(
             "scheduler.grace_epochs must be <= scheduler.max_epochs, "
             f"but got {grace} > {max_epochs}"
         )
     return SchedulerSettings(
-        name=_choice("scheduler.name", raw.get("name", "asha"), list_schedulers()),
+        name=name,
         max_epochs=max_epochs,
         grace_epochs=grace,
         reduction_factor=_int("scheduler.reduction_factor", raw.get("reduction_factor", 3), low=2),

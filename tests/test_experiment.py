@@ -47,6 +47,9 @@ def test_grace_above_max_is_named_with_both_values(tmp_path):
     assert str(err.value) == (
         "scheduler.grace_epochs must be <= scheduler.max_epochs, but got 50 > 20"
     )
+    # FIFO has no rungs: a preset's grace stays harmless after --set scheduler.name=fifo
+    fifo = {**BASE, "scheduler": {"name": "fifo", "max_epochs": 2, "grace_epochs": 20}}
+    assert load_experiment(write(tmp_path, fifo)).scheduler.rungs() == []
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 @SCHEDULERS.register("asha")
 class Asha(Scheduler):
     name = "asha"
+    stops_early = True
 
     def rungs(self, settings: SchedulerSettings) -> list[int]:
         """Ray's milestones: grace * eta**k below max_epochs."""

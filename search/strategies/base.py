@@ -45,6 +45,7 @@ class Scheduler(ABC):
     """When trials stop: ``max_epochs`` for all (FIFO) or early stopping at rungs (ASHA)."""
 
     name: ClassVar[str]
+    stops_early: ClassVar[bool] = False  # True: grace_epochs and reduction_factor apply
 
     def rungs(self, settings: SchedulerSettings) -> list[int]:
         """The epochs at which trials are compared ([] for none)."""
