@@ -69,4 +69,6 @@ def test_summary_says_why_the_best_has_no_test_iou(tmp_path, status, said):
     exp = SimpleNamespace(task=get_task("segmentation"), space={"decoder": None}, train={})
     result = SimpleNamespace(counts={status: 1}, run_dir=Location.parse(tmp_path), best=best,
                              plan=SimpleNamespace(experiment=exp))  # fmt: skip
-    assert f"val IoU 0.5000, test IoU - {said}" in format_summary(result)
+    summary = format_summary(result)
+    assert f"val IoU 0.5000, test IoU - {said}" in summary
+    assert "best trial: t1 decoder=Unet seed=0" in summary

@@ -99,10 +99,11 @@ def format_summary(result) -> str:
 
 def _best_lines(result) -> list[str]:
     from analysis import results as R
+    from analysis.status import describe
 
     best, exp = result.best, result.plan.experiment
     metric = exp.task.metric
-    factors = {k: best.get(k) for k in exp.space}
+    factors, seed = describe(best, list(exp.space), ""), best.get(R.SEED)
     score = f"  {_LABELS.get(metric, metric)} {best[metric]:.4f}"
     if metric == K.VAL_IOU:
         test = best.get(R.TEST_IOU)
@@ -112,7 +113,7 @@ def _best_lines(result) -> list[str]:
             done = best.get(R.STATUS) == R.COMPLETED
             score += ", test IoU - (none reported)" if done else ", test IoU - (not completed)"
     return [
-        f"best trial: {best[R.TRIAL]} {factors} seed {best.get(R.SEED)}",
+        " ".join(p for p in ("best trial:", best[R.TRIAL], factors, f"seed={seed}") if p),
         score,
         f"  checkpoint: {_checkpoint(result.run_dir, best.get(R.CHECKPOINT))}",
     ]
