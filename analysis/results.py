@@ -77,7 +77,8 @@ EPOCH = K.EPOCH  # 1-based
 TRAIN_LOSS = K.TRAIN_LOSS
 VAL_LOSS = K.VAL_LOSS
 LR = K.LR
-# plus TRIAL, VAL_IOU and WALL_S (seconds since the trial started)
+# plus TRIAL, VAL_IOU and WALL_S (seconds since the trial started); STAGE (optional: files
+# written before it had one are the search's, or their trial's in trials.parquet)
 EPOCH_COLUMNS = (TRIAL, EPOCH, TRAIN_LOSS, VAL_LOSS, VAL_IOU, LR, WALL_S)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from analysis import results as R
@@ -44,6 +44,15 @@ class Best:
 
 
 @dataclass(frozen=True)
+class StageCounts:
+    """A stage after the search (``recommend``'s confirm trials): ended by status, running."""
+
+    stage: str
+    counts: dict[str, int]
+    running: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A sweep's state at one moment; ``counts`` are ended trials by status."""
 
@@ -58,7 +67,7 @@ class Snapshot:
     failures: tuple[Failure, ...] = ()
     infeasible: int = 0  # dropped by the plan, never trained
     earlier: int = 0  # ended before a --resume (the console saw no end of them)
-    extra: dict[str, Any] = field(default_factory=dict)
+    later: tuple[StageCounts, ...] = ()  # stages after the search (its plan counts the search)
 
     @property
     def ended(self) -> int:
@@ -95,16 +104,20 @@ def clock(seconds: float | None) -> str:
 
 def counts_text(snap: Snapshot) -> str:
     """``5/16 ended (3 completed, 1 stopped, 1 failed), 2 running, 9 pending``."""
-    c = snap.counts
-    parts = [f"{c.get(R.COMPLETED, 0)} completed", f"{c.get(R.STOPPED, 0)} stopped"]
-    parts.append(f"{sum(c.get(s, 0) for s in FAILED)} failed")
-    if c.get(R.INFEASIBLE):
-        parts.append(f"{c[R.INFEASIBLE]} infeasible")
+    parts = _status_parts(snap.counts)
     if snap.earlier:
         parts.append(f"{snap.earlier} before resume")
     total = "?" if snap.planned_trials is None else snap.planned_trials
     text = f"{snap.ended}/{total} ended ({', '.join(parts)}), {len(snap.running)} running"
     return text + ("" if snap.pending is None else f", {snap.pending} pending")
+
+
+def _status_parts(c: dict[str, int]) -> list[str]:
+    parts = [f"{c.get(R.COMPLETED, 0)} completed", f"{c.get(R.STOPPED, 0)} stopped"]
+    parts.append(f"{sum(c.get(s, 0) for s in FAILED)} failed")
+    if c.get(R.INFEASIBLE):
+        parts.append(f"{c[R.INFEASIBLE]} infeasible")
+    return parts
 
 
 def progress_line(snap: Snapshot) -> str:
@@ -135,6 +148,10 @@ def format_status(snap: Snapshot, *, run: str = "") -> str:
         for trial, (epoch, value) in sorted(snap.running.items()):
             shown = "-" if value is None else f"{value:.4f}"
             lines.append(f"  {trial}  epoch {epoch}  {snap.metric} {shown}")
+    for stage in snap.later:
+        ended = sum(stage.counts.values())
+        parts = ", ".join(_status_parts(stage.counts))
+        lines.append(f"{stage.stage}: {ended} ended ({parts}), {stage.running} running")
     if snap.failures:
         lines.append("failed:")
         for f in snap.failures:
@@ -161,8 +178,10 @@ def read_status(run_dir: str | Location, *, now: datetime.datetime | None = None
 
         raise UserError(f"'{run}' is not a run folder (no {R.RUN_FILE}); pass STORAGE/NAME")
     info = json.loads((run / R.RUN_FILE).read_bytes())
-    trials = _rows(run / R.TRIALS_FILE)
-    epochs = _rows(run / R.EPOCHS_FILE)
+    all_trials = _rows(run / R.TRIALS_FILE)
+    stage_of = {r[R.TRIAL]: r.get(R.STAGE) or R.SEARCH for r in all_trials}
+    trials, later = _by_stage(all_trials, stage_of)
+    epochs, later_epochs = _by_stage(_rows(run / R.EPOCHS_FILE), stage_of)
     metric = info.get("metric") or R.VAL_IOU
     launched = [r for r in trials if r.get(R.STATUS) != R.INFEASIBLE or r.get(R.EPOCHS)]
     ended = {r[R.TRIAL] for r in launched}
@@ -184,7 +203,31 @@ def read_status(run_dir: str | Location, *, now: datetime.datetime | None = None
         best=_best(launched, epochs, ended, metric, list(info.get("factors") or [])),
         failures=tuple(_failure(r) for r in launched if r[R.STATUS] in FAILED),
         infeasible=len(trials) - len(launched),
+        later=_later_stages(later, later_epochs),
     )
+
+
+def _by_stage(
+    rows: list[dict[str, Any]], stage_of: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The search stage's rows and the others, each with its ``stage`` (epoch rows written
+    before they had one: their trial's; a running trial's without one: the search's)."""
+    rows = [{**r, R.STAGE: r.get(R.STAGE) or stage_of.get(r[R.TRIAL], R.SEARCH)} for r in rows]
+    return [r for r in rows if r[R.STAGE] == R.SEARCH], [r for r in rows if r[R.STAGE] != R.SEARCH]
+
+
+def _later_stages(
+    trials: list[dict[str, Any]], epochs: list[dict[str, Any]]
+) -> tuple[StageCounts, ...]:
+    out = []
+    for stage in dict.fromkeys(r[R.STAGE] for r in [*trials, *epochs]):
+        ended = {r[R.TRIAL] for r in trials if r[R.STAGE] == stage}
+        counts: dict[str, int] = {}
+        for row in (r for r in trials if r[R.STAGE] == stage):
+            counts[row[R.STATUS]] = counts.get(row[R.STATUS], 0) + 1
+        running = {e[R.TRIAL] for e in epochs if e[R.STAGE] == stage} - ended
+        out.append(StageCounts(stage, counts, len(running)))
+    return tuple(out)
 
 
 def _rows(path: Location) -> list[dict[str, Any]]:

@@ -195,7 +195,7 @@ class ResultsWriter(tune.Callback):
         if self.task.metric not in result and K.TRAIN_LOSS not in result:
             return
         epoch = int(result.get(K.EPOCH, result.get("training_iteration", 0)))
-        row = {R.TRIAL: name, R.EPOCH: epoch}
+        row = {R.TRIAL: name, R.STAGE: self.stage, R.EPOCH: epoch}  # status splits by stage
         for key in self.task.epoch_keys:
             row[key] = _float(result.get(key))
         row[R.WALL_S] = _float(result.get(K.WALL_S, result.get("time_total_s")))

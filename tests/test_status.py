@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -61,6 +62,30 @@ def test_status_of_a_run_being_written_shows_running_trials_pending_and_eta(tmp_
     text = format_status(snap)
     assert "running:" in text and "ETA 1:00:00" in text
     assert all(f"{r[R.TRIAL]}  epoch " in text for r in running)
+
+
+def test_a_recommend_runs_confirm_stage_is_counted_apart_from_the_searchs_plan(tmp_path):
+    """run.json's plan is the search's: confirm trials (one ended, one training; epoch rows
+    with a stage, and older ones without) are a line of their own, not 'N/M ended' above it."""
+    run = fake_run(tmp_path / "run")
+    rows = pq.read_table(run / R.TRIALS_FILE).to_pylist()
+    epochs = pq.read_table(run / R.EPOCHS_FILE).to_pylist()
+    info = json.loads((run / R.RUN_FILE).read_text())
+    plan = {PLANNED_TRIALS: len(rows), PLANNED_EPOCHS: len(epochs)}
+    storage.write_json(run / R.RUN_FILE, {**info, **plan})
+    done = {**rows[0], R.TRIAL: "confirm-a", R.STAGE: R.CONFIRM, R.STATUS: R.COMPLETED}
+    storage.write_parquet(run / R.TRIALS_FILE, pa.Table.from_pylist(
+        [{**r, R.STAGE: R.SEARCH} for r in rows] + [done]))  # fmt: skip
+    extra = [{**epochs[0], R.TRIAL: "confirm-a"},  # written before epoch rows had a stage
+             {**epochs[0], R.TRIAL: "confirm-b", R.STAGE: R.CONFIRM}]  # fmt: skip
+    storage.write_parquet(run / R.EPOCHS_FILE, pa.Table.from_pylist(
+        [{**e, R.STAGE: None} for e in epochs] + extra))  # fmt: skip
+    snap = read_status(run)
+    assert snap.finished and snap.ended == len(rows) and not snap.running
+    assert snap.epochs_done == len(epochs)
+    text = format_status(snap)
+    assert f"{len(rows)}/{len(rows)} ended" in text
+    assert "confirm: 1 ended (1 completed, 0 stopped, 0 failed), 1 running" in text
 
 
 def test_status_of_something_that_is_not_a_run_is_one_line(tmp_path, capsys):
