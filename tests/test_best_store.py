@@ -141,6 +141,30 @@ def dropping_trial(tmp_path: Path, store: BestStore):
     return Dropping(_config(max_epochs=4, samples_per_epoch=2), toy_data(), CPU, best_store=store)
 
 
+def resume_stale(trial: Path, tmp_path: Path, make, run) -> tuple[Path, list]:
+    """Epoch 2's checkpoint restored although epoch 3's best was stored since (a stale
+    snapshot): a copy of ``trial`` without its checkpoints of epochs 3 and 4, its trial built by
+    ``make(best_store)``, restored (its best must be epoch 1's file) and ``run`` to the end.
+    Returns the copy's folder and its reports."""
+    from safetensors.torch import load_file
+
+    resumed_dir, again = tmp_path / "r", []
+    shutil.copytree(trial, resumed_dir)
+    for index in (2, 3):
+        shutil.rmtree(resumed_dir / f"checkpoint_{index:06d}")
+    resumed = make(BestStore(Location.parse(resumed_dir)))
+    resumed.restore(ckpt.load(resumed_dir / "checkpoint_000001"))
+    first_best = load_file(trial / "best" / "epoch_000001.safetensors")
+    torch.testing.assert_close(resumed.best_model, first_best, rtol=0, atol=0)
+    run(resumed, as_ray(resumed_dir, again))
+    return resumed_dir, again
+
+
+def untimed(report: dict, timed: tuple[str, ...]) -> dict:
+    """A final report without what depends on the clock."""
+    return {k: v for k, v in report.items() if not k.startswith("time_") and k not in timed}
+
+
 def as_ray(trial: Path, finals: list):
     """A reporter that stores each checkpoint in the trial folder as Ray does."""
 
@@ -170,20 +194,10 @@ def test_a_trial_resumed_from_any_checkpoint_ends_with_the_same_best_model(tmp_p
     assert best_files(trial) == ["epoch_000001.safetensors", "epoch_000003.safetensors"]
     assert reports[-1]["best_epoch"] == 3
 
-    # epoch 2's checkpoint, restored although epoch 3's best was stored since (a stale snapshot)
-    resumed_dir, again = tmp_path / "r", []
-    shutil.copytree(trial, resumed_dir)
-    shutil.rmtree(resumed_dir / "checkpoint_000002")
-    shutil.rmtree(resumed_dir / "checkpoint_000003")
-    resumed = dropping_trial(tmp_path, BestStore(Location.parse(resumed_dir)))
-    resumed.restore(ckpt.load(resumed_dir / "checkpoint_000001"))
-    first_best = load_file(trial / "best" / "epoch_000001.safetensors")
-    torch.testing.assert_close(resumed.best_model, first_best, rtol=0, atol=0)
-    run_trial(resumed, as_ray(resumed_dir, again))
+    resumed_dir, again = resume_stale(trial, tmp_path, lambda s: dropping_trial(tmp_path, s),
+                                      run_trial)  # fmt: skip
     timed = ("history", "wall_s")
-    untimed = [{k: v for k, v in r.items() if not k.startswith("time_") and k not in timed}
-               for r in (reports[-1], again[-1])]  # fmt: skip
-    assert untimed[1] == untimed[0] and untimed[0]["done"]
+    assert untimed(again[-1], timed) == untimed(reports[-1], timed) and reports[-1]["done"]
     final, resumed_final = (load_file(d / "checkpoint_000003" / ckpt.MODEL_FILE)
                             for d in (trial, resumed_dir))  # fmt: skip
     for key, value in final.items():

@@ -175,12 +175,11 @@ def _dropping(monkeypatch: pytest.MonkeyPatch, cfg: PretrainConfig, data, store)
 def test_checkpoints_name_the_older_best_and_a_restore_across_it_is_exact(
     tmp_path: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
 
     from safetensors.torch import load_file
 
     from core.storage import Location
-    from tests.test_best_store import as_ray, best_files
+    from tests.test_best_store import as_ray, best_files, resume_stale, untimed
     from trainables.best_store import BestStore
 
     torch.set_num_threads(1)
@@ -195,20 +194,11 @@ def test_checkpoints_name_the_older_best_and_a_restore_across_it_is_exact(
     assert best_files(trial_dir) == ["epoch_000001.safetensors", "epoch_000003.safetensors"]
     assert reports[-1]["best_epoch"] == 3 and reports[-1]["done"]
 
-    # epoch 2's checkpoint, restored although epoch 3's best was stored since (a stale snapshot)
-    resumed_dir, again = tmp_path / "r", []
-    shutil.copytree(trial_dir, resumed_dir)
-    for index in (2, 3):
-        shutil.rmtree(resumed_dir / f"checkpoint_{index:06d}")
-    resumed = _dropping(monkeypatch, cfg, data, BestStore(Location.parse(resumed_dir)))
-    resumed.restore(ckpt.load(resumed_dir / "checkpoint_000001"))
-    first_best = load_file(trial_dir / "best" / "epoch_000001.safetensors")
-    torch.testing.assert_close(resumed.best_model, first_best, rtol=0, atol=0)
-    run_pretraining(resumed, as_ray(resumed_dir, again))
+    resumed_dir, again = resume_stale(
+        trial_dir, tmp_path, lambda s: _dropping(monkeypatch, cfg, data, s), run_pretraining
+    )
     timed = ("wall_s", "data_wait_s")
-    untimed = [{k: v for k, v in r.items() if not k.startswith("time_") and k not in timed}
-               for r in (reports[-1], again[-1])]  # fmt: skip
-    assert untimed[1] == untimed[0]
+    assert untimed(again[-1], timed) == untimed(reports[-1], timed)
     # no zoo entry: the final checkpoint keeps the best weights (epoch 3's, not the last model)
     final, resumed_final = (load_file(d / "checkpoint_000003" / ckpt.MODEL_FILE)
                             for d in (trial_dir, resumed_dir))  # fmt: skip
