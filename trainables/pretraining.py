@@ -21,7 +21,7 @@ Example (Ray)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from trainables.pretrain_config import (
 )
 from trainables.reporting import Reporter, ray_report, run_epochs
 from trainables.runtime import Runtime, ray_resources, resolve_runtime
-from trainables.task import BYTES_PER_VALUE, TASKS, Task, TrialStorage
+from trainables.task import BYTES_PER_VALUE, TASKS, Progress, Task, TrialStorage
 from trainables.zoo import export_encoder
 
 __all__ = ["PretrainConfig", "PretrainTrial", "check_zoo_name_free", "lr_factor",
@@ -315,7 +315,7 @@ class PretrainingTask(Task):
     config_type = PretrainConfig
     multi_worker = True
 
-    def precheck(self, points: Any, progress: Any = None) -> None:
+    def precheck(self, points: Sequence[Mapping[str, Any]], progress: Progress | None) -> None:
         check_distinct_zoo_names(points)
 
     def check(self, config: Mapping[str, Any]) -> str | None:
