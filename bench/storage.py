@@ -10,7 +10,7 @@ one. Targets (issue 12): best <= 0.1x all after the sweep; prediction within 25 
 
 ``--pretraining`` runs a tiny pretraining sweep instead (:func:`pretraining_experiment`:
 resnet18 classifiers on synthetic micronet at 32 px, SGD, 2 trials of 4 epochs, no zoo
-export, so that ``best`` keeps each trial's ``model.safetensors``), both ways, one trial at a
+export, so that ``best`` keeps each trial's ``model.safetensors.zst``), both ways, one trial at a
 time: the same figures, for the task's own estimate (SGD's momentum, not Adam's moments).
 
 ``--demo`` runs the real ``make demo`` experiment instead (search.demo: its data, its two

@@ -6,7 +6,7 @@ Example::
     export_model("runs/super1")                                   # best completed trial
     export_model("runs/super1", ["t3", "t7", "t9"], out="m", ensemble=True)
 
-The weights come from ``model.safetensors`` and ``config.json`` in each trial's final checkpoint
+The weights come from ``model.safetensors.zst`` and ``config.json`` in each trial's final checkpoint
 (``trials.parquet[checkpoint]``, written by the segmentation trainable), the classes and dataset
 hash from ``run.json``: nothing is unpickled and ``state.pt`` is not needed.
 """
@@ -23,7 +23,7 @@ from analysis import results as R
 from core.errors import UserError, unknown_name
 from core.storage import Location
 from trainables import package as P
-from trainables.segmentation import CONFIG_FILE, MODEL_FILE
+from trainables.checkpoint import CONFIG_FILE, MODEL_FILE, MODEL_FILES, read_model
 
 MODEL_DIR = "model"  # default package folder inside the run folder
 SAME_MODEL = ("encoder", "decoder")
@@ -114,19 +114,18 @@ def _target(run: Location, out: str | Path | None, *, overwrite: bool) -> Path:
 
 
 def _read_member(run: Location, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    from safetensors.torch import load
-
     name, folder = row[R.TRIAL], row.get(R.CHECKPOINT)
     if not folder:
         raise UserError(f"trial {name!r} ({row.get(R.STATUS)}) has no checkpoint in {run}")
     ckpt = Location.parse(folder) if Location.parse(folder).is_uri else run / folder
-    weights, config = ckpt / MODEL_FILE, ckpt / CONFIG_FILE
-    if not (weights.is_file() and config.is_file()):
+    weights = next((ckpt / f for f in MODEL_FILES if (ckpt / f).is_file()), None)
+    config = ckpt / CONFIG_FILE
+    if weights is None or not config.is_file():
         raise UserError(
             f"trial {name!r} ({row.get(R.STATUS)}): its checkpoint {ckpt} holds no "
             f"{MODEL_FILE}/{CONFIG_FILE}; only trials that ran to their end can be exported"
         )
-    return load(weights.read_bytes()), json.loads(config.read_bytes())
+    return read_model(weights.read_bytes(), source=weights), json.loads(config.read_bytes())
 
 
 def package_meta(

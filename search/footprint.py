@@ -17,10 +17,11 @@ device (nothing is allocated or downloaded, as :func:`search.resources.encoder_p
   ones) and the one being written (Ray deletes the oldest after the new one registered) and
   its best weights, on top of what the ended trials keep;
 - **final** (``fault.keep``): ``best``: per trial that completes (:func:`completing_trials`)
-  what the task keeps (segmentation: the best weights, ``model.safetensors``, and the
-  predicted masks, estimated by the size of the dataset's test masks; pretraining: nothing
-  sizeable when the trial exported to the zoo, which lies outside the run folder, else
-  ``model.safetensors``); ``last``: that, and one state and the best weights per trial;
+  what the task keeps (segmentation: the best weights, ``model.safetensors.zst``, counted
+  uncompressed: 7-8 % more than zstd leaves of trained weights; and the predicted masks,
+  estimated by the size of the dataset's test masks; pretraining: nothing sizeable when the
+  trial exported to the zoo, which lies outside the run folder, else
+  ``model.safetensors.zst``); ``last``: that, and one state and the best weights per trial;
   ``all``: that, and ``checkpoints_to_keep`` + 1 states and the best weights per trial (Ray
   keeps the latest checkpoint besides the best ones), an upper bound for trials that stop
   before that many epochs.

@@ -10,8 +10,9 @@ nothing needs those states any more. :class:`~search.results_writer.ResultsWrite
 and ``s3://`` alike):
 
 - ``best`` (default): the final checkpoint (the row's ``checkpoint`` column) keeps
-  ``model.safetensors`` (the best-val weights), ``config.json``, ``predictions/`` and
-  ``report.json``; its ``state.pt``, every other checkpoint folder and ``best/`` go;
+  ``model.safetensors.zst`` (the best-val weights; ``model.safetensors`` in older run
+  folders), ``config.json``, ``predictions/`` and ``report.json``; its ``state.pt``, every
+  other checkpoint folder and ``best/`` go;
 - ``last``: the final checkpoint stays whole with the best weights it names in ``best/``; the
   other checkpoint folders and best files go;
 - ``all``: nothing is deleted (as before this lifecycle existed).
@@ -19,11 +20,11 @@ and ``s3://`` alike):
 Both ``best`` and ``last`` also delete ``train/``: Ray Train's run folders of a data-parallel
 pretraining trial (:mod:`trainables.pretrain_ddp`), whose one checkpoint Tune has copied into
 the trial's own. An ended pretraining trial's product is its zoo entry (outside the run
-folder); one without a zoo entry writes ``model.safetensors`` into its final checkpoint like a
-segmentation trial, so ``best`` keeps its weights too.
+folder); one without a zoo entry writes ``model.safetensors.zst`` into its final checkpoint
+like a segmentation trial, so ``best`` keeps its weights too.
 
 A trial that ended without a final evaluation (ASHA stopped it; it raised) has no
-``model.safetensors`` (the trainable writes it with the test predictions, docs/contracts.md):
+``model.safetensors.zst`` (the trainable writes it with the test predictions, docs/contracts.md):
 with ``best`` it keeps ``report.json`` only. Its weights are not used by later commands (reports
 leave stopped trials out), and making them from ``state.pt`` here would read every stopped
 trial's whole state through the driver. ``keep: last`` keeps them. Ray's own files in the trial
@@ -41,11 +42,11 @@ from analysis import results as R
 from core.storage import Location
 from search.repair import CHECKPOINT_GLOB
 from trainables.best_store import BEST_DIR, BestStore
-from trainables.checkpoint import CONFIG_FILE, MODEL_FILE
+from trainables.checkpoint import CONFIG_FILE, MODEL_FILES
 from trainables.pretrain_ddp import TRAIN_DIR
 from trainables.report_file import REPORT_FILE
 
-KEPT = (MODEL_FILE, CONFIG_FILE, REPORT_FILE, R.PREDICTIONS_DIR)  # top-level names, keep=best
+KEPT = (*MODEL_FILES, CONFIG_FILE, REPORT_FILE, R.PREDICTIONS_DIR)  # top-level names, keep=best
 
 
 def prune_trial(run_dir: Location, checkpoint: str | None, *, keep: str) -> int:

@@ -160,6 +160,12 @@ def resume_stale(trial: Path, tmp_path: Path, make, run) -> tuple[Path, list]:
     return resumed_dir, again
 
 
+def final_model(trial: Path, checkpoint: str = "checkpoint_000003") -> dict:
+    """The best weights an ended trial keeps in its final checkpoint."""
+    path = trial / checkpoint / ckpt.MODEL_FILE
+    return ckpt.read_model(path.read_bytes(), source=path)
+
+
 def untimed(report: dict, timed: tuple[str, ...]) -> dict:
     """A final report without what depends on the clock."""
     return {k: v for k, v in report.items() if not k.startswith("time_") and k not in timed}
@@ -178,8 +184,6 @@ def as_ray(trial: Path, finals: list):
 
 @pytest.mark.slow
 def test_a_trial_resumed_from_any_checkpoint_ends_with_the_same_best_model(tmp_path):
-    from safetensors.torch import load_file
-
     from trainables.segmentation import run_trial
 
     torch.set_num_threads(1)
@@ -198,8 +202,7 @@ def test_a_trial_resumed_from_any_checkpoint_ends_with_the_same_best_model(tmp_p
                                       run_trial)  # fmt: skip
     timed = ("history", "wall_s")
     assert untimed(again[-1], timed) == untimed(reports[-1], timed) and reports[-1]["done"]
-    final, resumed_final = (load_file(d / "checkpoint_000003" / ckpt.MODEL_FILE)
-                            for d in (trial, resumed_dir))  # fmt: skip
+    final, resumed_final = final_model(trial), final_model(resumed_dir)
     for key, value in final.items():
         torch.testing.assert_close(resumed_final[key], value, rtol=0, atol=0)
 

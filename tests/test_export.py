@@ -11,8 +11,8 @@ from core import storage
 from core.errors import UserError
 from search.export import export_model
 from tests.package_factory import CLASSES, fresh_model
+from trainables.checkpoint import CONFIG_FILE, PLAIN_MODEL_FILE, save_model
 from trainables.package import META_FILE, load_model
-from trainables.segmentation import CONFIG_FILE, MODEL_FILE
 
 CONFIG = {"encoder": "resnet18", "decoder": "Unet", "eval_tile": 64, "eval_overlap": 16}
 
@@ -30,9 +30,11 @@ def run(tmp_path_factory):
                                     ("c", "stopped", 0.9, 2)):  # fmt: skip
         folder = run / name / "checkpoint_000001"
         folder.mkdir(parents=True)
-        if status == "completed":
-            save_file(fresh_model(seed).state_dict(), str(folder / MODEL_FILE))
+        if name == "a":  # as older microsweep kept it: plain safetensors
+            save_file(fresh_model(seed).state_dict(), str(folder / PLAIN_MODEL_FILE))
             (folder / CONFIG_FILE).write_text(json.dumps({**CONFIG, "seed": seed}))
+        elif status == "completed":
+            save_model(folder, fresh_model(seed).state_dict(), {**CONFIG, "seed": seed})
         rows.append({R.TRIAL: name, R.STATUS: status, R.VAL_IOU: val, R.TEST_IOU: val - 0.1,
                      R.SEED: seed, R.CHECKPOINT: f"{name}/checkpoint_000001"})  # fmt: skip
     storage.write_parquet(run / R.TRIALS_FILE, pa.Table.from_pylist(rows))

@@ -213,6 +213,26 @@ def test_checkpoint_round_trip_restores_rng_and_refuses_code(tmp_path):
         ckpt.load(tmp_path)
 
 
+def test_an_ended_trials_weights_are_a_zstd_safetensors_file_read_back_exactly(tmp_path):
+    from safetensors.torch import load, save_file
+
+    from trainables.models import create_model
+
+    weights = create_model(decoder="Unet", encoder="resnet18", num_classes=3).state_dict()
+    ckpt.save_model(tmp_path, weights, {"decoder": "Unet"})
+    packed = (tmp_path / ckpt.MODEL_FILE).read_bytes()
+    save_file(weights, str(tmp_path / ckpt.PLAIN_MODEL_FILE))  # the file of older run folders
+    plain = (tmp_path / ckpt.PLAIN_MODEL_FILE).read_bytes()
+    assert len(packed) < 0.95 * len(plain)  # lossless, and smaller
+    unpacked = subprocess.run(["zstd", "-dc"], input=packed, capture_output=True, check=True)
+    assert load(unpacked.stdout).keys() == weights.keys()  # a standard zstd frame
+    for data in (packed, plain):
+        back = ckpt.read_model(data, source="m")
+        assert all(torch.equal(back[k], v) for k, v in weights.items())
+    with pytest.raises(UserError, match=r"^m: unreadable model weights"):
+        ckpt.read_model(packed[: len(packed) // 2], source="m")
+
+
 def test_scratch_is_the_env_folder_then_dev_shm_with_room_then_the_temp_folder(
     tmp_path, monkeypatch
 ):

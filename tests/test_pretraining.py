@@ -179,7 +179,7 @@ def test_checkpoints_name_the_older_best_and_a_restore_across_it_is_exact(
     from safetensors.torch import load_file
 
     from core.storage import Location
-    from tests.test_best_store import as_ray, best_files, resume_stale, untimed
+    from tests.test_best_store import as_ray, best_files, final_model, resume_stale, untimed
     from trainables.best_store import BestStore
 
     torch.set_num_threads(1)
@@ -200,8 +200,7 @@ def test_checkpoints_name_the_older_best_and_a_restore_across_it_is_exact(
     timed = ("wall_s", "data_wait_s")
     assert untimed(again[-1], timed) == untimed(reports[-1], timed)
     # no zoo entry: the final checkpoint keeps the best weights (epoch 3's, not the last model)
-    final, resumed_final = (load_file(d / "checkpoint_000003" / ckpt.MODEL_FILE)
-                            for d in (trial_dir, resumed_dir))  # fmt: skip
+    final, resumed_final = final_model(trial_dir), final_model(resumed_dir)
     best3 = load_file(trial_dir / "best" / "epoch_000003.safetensors")
     for key, value in best3.items():
         assert torch.equal(final[key], value) and torch.equal(resumed_final[key], value), key

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import load as load_safetensors
 
 from analysis import results as R
 from core.storage import Location
@@ -56,12 +55,22 @@ def test_keep_best_leaves_the_final_checkpoint_with_weights_config_predictions_a
     removed = prune_trial(Location.parse(tmp_path), final, keep="best")
     assert listing(tmp_path) == {
         "t/result.json",
-        f"{final}/model.safetensors",
+        f"{final}/{ckpt.MODEL_FILE}",
         f"{final}/config.json",
         f"{final}/report.json",
         f"{final}/predictions/test/a.png",
     }
     assert removed > 0 and prune_trial(Location.parse(tmp_path), final, keep="best") == 0
+
+
+def test_keep_best_keeps_the_uncompressed_weights_of_an_older_run_folder(tmp_path):
+    final = write_trial(tmp_path, final_files=True)
+    packed = tmp_path / final / ckpt.MODEL_FILE
+    plain = packed.with_name(ckpt.PLAIN_MODEL_FILE)
+    plain.write_bytes(packed.read_bytes())  # a name, as older microsweep wrote it
+    packed.unlink()
+    prune_trial(Location.parse(tmp_path), final, keep="best")
+    assert f"{final}/{ckpt.PLAIN_MODEL_FILE}" in listing(tmp_path)
 
 
 def test_a_stopped_trial_keeps_its_report_with_best_and_its_state_with_last(tmp_path):
@@ -167,13 +176,13 @@ def test_real_segmentation_sweep_keeps_weights_and_predictions_for_the_report(ra
     run = Path(str(result.run_dir))
     files = {f for f in Location.parse(run / row[R.TRIAL]).files() if "checkpoint_" in f}
     final = row[R.CHECKPOINT].split("/", 1)[1]
-    assert files == {f"{final}/{n}" for n in ("model.safetensors", "config.json", "report.json",
+    assert files == {f"{final}/{n}" for n in (ckpt.MODEL_FILE, "config.json", "report.json",
                                               "predictions/test/test_000.png",
                                               "predictions/test/test_001.png")}  # fmt: skip
     from trainables.models import create_model
 
     model = create_model(decoder="Unet", encoder="resnet18", num_classes=3, init="none")
-    weights = load_safetensors((run / row[R.CHECKPOINT] / "model.safetensors").read_bytes())
+    weights = ckpt.read_model((run / row[R.CHECKPOINT] / ckpt.MODEL_FILE).read_bytes(), source=run)
     model.load_state_dict(weights)  # loads into the architecture of its config
     out = build_report([str(run)], by=["init"], out=tmp_path / "report")
     assert any(f.startswith("accuracy_") for f in os.listdir(out / "figures"))

@@ -169,7 +169,7 @@ def test_sweep_report_and_resume_with_s3_storage(s3_env, tmp_path, capsys):
     assert f"{checkpoint}/predictions/test/test_000.png" in files
     ckpt_files = {f for f in files if "/checkpoint_" in f}  # fault.keep: best, pruned on S3
     assert {f.removeprefix(checkpoint + "/").split("/")[0] for f in ckpt_files} == {
-        "model.safetensors", "config.json", "report.json", "predictions"
+        "model.safetensors.zst", "config.json", "report.json", "predictions"
     }  # fmt: skip
 
     report = tmp_path / "report"

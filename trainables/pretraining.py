@@ -357,7 +357,7 @@ class PretrainingTask(Task):
         self, config: Mapping[str, Any], *, data: Any, workers: int = 1
     ) -> TrialStorage | None:
         """fp32 weights and SGD's momentum per state (none without momentum); a completed
-        trial keeps ``model.safetensors`` unless it exported to the zoo (outside the run
+        trial keeps ``model.safetensors.zst`` unless it exported to the zoo (outside the run
         folder); a data-parallel trial also holds Ray Train's checkpoint in ``train/`` and, on
         rank 0, the best file before the newest (:mod:`trainables.pretrain_ddp`)."""
         cfg = PretrainConfig.from_dict(config)

@@ -50,7 +50,7 @@ from trainables.segmentation_task import (  # noqa: F401  (their old import path
 )
 
 PREDICTIONS_DIR = K.PREDICTIONS_DIR
-MODEL_FILE = ckpt.MODEL_FILE  # final checkpoint: the best-val weights (plain state_dict)
+MODEL_FILE = ckpt.MODEL_FILE  # final checkpoint: the best-val weights (zstd-compressed safetensors)
 CONFIG_FILE = ckpt.CONFIG_FILE  # final checkpoint: the trial's typed config as a dict
 
 
