@@ -293,9 +293,12 @@ def write_bytes(path: str | os.PathLike[str] | Location, data: bytes) -> None:
     Location.parse(path).write_bytes(data)
 
 
-def write_json(path: str | os.PathLike[str] | Location, data: Any) -> None:
-    """``data`` as indented, key-sorted JSON, written atomically."""
-    payload = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+def write_json(
+    path: str | os.PathLike[str] | Location, data: Any, *, sort_keys: bool = True
+) -> None:
+    """``data`` as indented JSON, its keys sorted unless ``sort_keys`` is False, written
+    atomically."""
+    payload = (json.dumps(data, indent=2, sort_keys=sort_keys, default=str) + "\n").encode()
     write_bytes(path, payload)
 
 

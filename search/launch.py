@@ -189,10 +189,12 @@ def _storage_errors_are_user_errors() -> Iterator[None]:
 
 def save_experiment(exp: Experiment) -> None:
     """``RUN/experiment.json``: the validated experiment file, so that later stages
-    (``recommend RUN``) rebuild the same experiment from the run folder alone."""
+    (``recommend RUN``) rebuild the same experiment from the run folder alone; in the file's
+    own key order, which is the order of the factors in trial labels."""
     storage.write_json(
         exp.run_dir / EXPERIMENT_FILE,
         {"raw": {**exp.raw, "storage": str(exp.storage)}, "base_dir": str(exp.base_dir)},
+        sort_keys=False,
     )
 
 

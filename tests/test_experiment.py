@@ -160,3 +160,13 @@ def test_a_relative_zoo_dir_is_the_experiment_files(tmp_path):
            "train": {"zoo_dir": "/z", "zoo_name": "mn"}}  # fmt: skip
     absolute = parse_experiment(raw, base_dir=tmp_path)
     assert absolute.train["zoo_dir"] == "/z"
+
+
+def test_the_run_folders_copy_keeps_the_spaces_order(tmp_path):
+    from search.launch import load_saved_experiment, save_experiment
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "storage": str(tmp_path / "runs")}, sort_keys=False))
+    exp = load_experiment(path)
+    save_experiment(exp)  # labels list the factors in this order, on a resume too
+    assert list(load_saved_experiment(exp.run_dir).space) == ["encoder", "bce_weight", "lr"]
