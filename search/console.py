@@ -40,6 +40,7 @@ from ray import tune
 
 from analysis import results as R
 from analysis.status import FAILED, Best, Failure, Snapshot, describe, progress_line
+from core import keys as K
 from core import storage
 from core.errors import StorageError
 from core.storage import Location
@@ -102,6 +103,7 @@ class Console(tune.Callback):
         self._failures: list[Failure] = []
         self._best: Best | None = None
         self._trials: list[Any] = []
+        self._seen_earlier: set[str] = set()  # trials that ended before a resume
         self._last_draw = -math.inf
         self._live = False
 
@@ -129,8 +131,7 @@ class Console(tune.Callback):
         epoch = int(result.get(R.EPOCH, result.get("training_iteration", 0)))
         self._done_epochs.add((name, epoch))
         self._epochs[name] = (epoch, value)
-        if value is not None and (self._best is None or self.sign * (value - self._best.value) > 0):
-            self._best = Best(name, value, describe(trial.config, self.factors, name))
+        self._consider(trial, value)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         name = trial_name(trial)
@@ -143,18 +144,38 @@ class Console(tune.Callback):
         self._end(trial_name(trial), R.ERRORED, error_line(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._trials = trials
+        self._see(trials)
         self._draw()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._trials = trials
+        self._see(trials)
         self._draw(final=True)
+
+    # ------------------------------------------------------------------ state -> lines
+    def _see(self, trials: list) -> None:
+        """Keep Ray's trial list; trials that ended before a resume count for the best too
+        (their last result is restored with them)."""
+        self._trials = trials
+        for trial in trials:
+            name = trial_name(trial)
+            if name in self._state or name in self._seen_earlier:
+                continue
+            if getattr(trial, "status", None) in ("TERMINATED", "ERROR"):
+                self._seen_earlier.add(name)
+                last = getattr(trial, "last_result", None) or {}
+                best = last.get(K.BEST_VAL_IOU) if self.metric == R.VAL_IOU else None
+                self._consider(trial, _finite(last.get(self.metric) if best is None else best))
+
+    def _consider(self, trial: Any, value: float | None) -> None:
+        if value is not None and (self._best is None or self.sign * (value - self._best.value) > 0):
+            name = trial_name(trial)
+            self._best = Best(name, value, describe(trial.config, self.factors, name))
 
     # ------------------------------------------------------------------ state -> lines
     def _end(self, name: str, status: str, reason: str) -> None:
         epoch, value = self._epochs.pop(name, (0, None))
         self._ended[name] = status
-        best = self._state.get(name, {}).get("best_val_iou") if self.metric == R.VAL_IOU else None
+        best = self._state.get(name, {}).get(K.BEST_VAL_IOU) if self.metric == R.VAL_IOU else None
         value = _finite(best) if best is not None else value
         shown = "-" if value is None else f"{value:.4f}"
         plural = "epoch" if epoch == 1 else "epochs"

@@ -83,6 +83,18 @@ def test_a_tty_gets_one_line_redrawn_in_place():
     assert text.endswith("done\n") and text.count("\n") == 1 + 4 + 1
 
 
+def test_trials_that_ended_before_a_resume_count_for_the_best():
+    out = io.StringIO()
+    console = Console(total_trials=3, trial_epochs=6, factors=["decoder"], out=out)
+    earlier = [trial(f"t{i}", dec, status="TERMINATED") for i, dec in enumerate(["Unet", "FPN"])]
+    earlier[0].last_result = {**epoch(2, 0.5), "best_val_iou": 0.7}  # restored by Ray
+    earlier[1].last_result = {**epoch(1, 0.6)}  # stopped: no best reported, its last val IoU
+    console.setup()
+    console.on_experiment_end([*earlier, trial("t2", "PSPNet", status="PENDING")])
+    last = out.getvalue().splitlines()[-1]
+    assert "best val_iou 0.7000 (decoder=Unet)" in last and console.snapshot().earlier == 2
+
+
 def test_the_eta_follows_the_plans_trial_epochs():
     console = Console(total_trials=4, trial_epochs=8, out=io.StringIO())
     trials = [trial("t0", "Unet")]
