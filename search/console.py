@@ -171,7 +171,6 @@ class Console(tune.Callback):
             name = trial_name(trial)
             self._best = Best(name, value, describe(trial.config, self.factors, name))
 
-    # ------------------------------------------------------------------ state -> lines
     def _end(self, name: str, status: str, reason: str) -> None:
         epoch, value = self._epochs.pop(name, (0, None))
         self._ended[name] = status
