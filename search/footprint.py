@@ -65,7 +65,8 @@ class Footprint:
         return (
             f"storage: peak ~{_size(self.peak_bytes)} ({self.concurrency} trial(s) at once x "
             f"{self.states_per_trial} state(s) of {_size(self.state_bytes)}), "
-            f"final ~{_size(self.final_bytes)} (fault.keep: {self.keep}{outside})"
+            f"final {'~' if self.keep == 'best' else 'at most '}{_size(self.final_bytes)} "
+            f"(fault.keep: {self.keep}{outside})"
         )
 
 

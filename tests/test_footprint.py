@@ -50,9 +50,10 @@ def test_peak_and_final_follow_concurrency_checkpoints_and_keep(tmp_path):
     assert best.peak_bytes == (4 * 12 + 4) * r34 * 2 + 2 * (4 * r18 + masks)
     every = estimate_footprint(plan(write(tmp_path, keep="all", to_keep=1, data=data)))
     # Ray keeps the latest checkpoint besides the best one: 2 states per trial stay, and the
-    # final checkpoint also holds what `best` keeps (model.safetensors, the predicted masks)
+    # final checkpoint also holds what `best` keeps (model.safetensors.zst, the predicted masks)
     assert every.final_bytes == 2 * (2 * 12 + 4) * (r18 + r34) + best.final_bytes
     assert every.final_bytes > 5 * best.final_bytes
+    assert "final at most" in every.line() and "final ~" in best.line()  # an upper bound
     ended_r18 = 2 * ((2 * 12 + 4) * r18 + 4 * r18 + masks)
     assert every.peak_bytes == 2 * (3 * 12 + 4) * r34 + ended_r18  # + 1 written
     last = estimate_footprint(plan(write(tmp_path, keep="last", data=data)))
