@@ -69,8 +69,8 @@ def pretrain(micronet: Path, zoo: Path, *, quick: bool, epochs: int | None = Non
             "seed": 0,
         }  # fmt: skip  (the paper's lr 0.1 at batch 1024, scaled to 16, with warm-up)
         lines = _EpochLines()  # one summary line instead of an epoch line each
-        entry = run_pretrain(micronet, config, storage=zoo.parent / "pretrain-runs",
-                             printer=lines)  # fmt: skip
+        runs = zoo.parent / "pretrain-runs" / encoder  # its own: the log it names stays
+        entry = run_pretrain(micronet, config, storage=runs, printer=lines)
         _say(f"zoo encoder {entry.name}: val top-1 {lines.top1(0)} -> {lines.top1(-1)} "
              f"in {len(lines)} epoch(s), best {entry.val_top1:.3f}")  # fmt: skip
 

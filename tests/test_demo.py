@@ -60,7 +60,7 @@ def test_make_demo_pretrains_every_encoder_with_its_epochs_in_one_line_each(
     seen = []
 
     def fake_run_pretrain(data, config, *, storage, printer):
-        seen.append(config)
+        seen.append({**config, "storage": storage})
         for epoch in range(1, config["max_epochs"] + 1):
             printer(f"epoch {epoch:3d}  train_loss 1.0  val_top1 {epoch / 100:.4f}  1s")
         return SimpleNamespace(name=config["zoo_name"], val_top1=config["max_epochs"] / 100)
@@ -68,6 +68,7 @@ def test_make_demo_pretrains_every_encoder_with_its_epochs_in_one_line_each(
     monkeypatch.setattr("search.pretrain.run_pretrain", fake_run_pretrain)
     demo.pretrain(tmp_path / "mn", tmp_path / "zoo", quick=False)
     assert [(c["encoder"], c["max_epochs"]) for c in seen] == [(e, 10) for e in demo.ENCODERS]
+    assert len({c["storage"] for c in seen}) == 2  # a run folder each: the logs it named stay
     printed = capsys.readouterr().out
     assert "zoo encoder demo-mobilenet_v2: val top-1 0.0100 -> 0.1000 in 10 epoch(s)" in printed
     assert "epoch " not in printed.replace("epoch(s)", "")
