@@ -52,18 +52,24 @@ def test_a_best_file_stays_while_a_checkpoint_on_storage_names_it(tmp_path):
         store.load("best/epoch_000001.safetensors")
 
 
-def test_a_store_that_keeps_the_previous_file_deletes_only_older_unnamed_ones(tmp_path):
+def test_a_store_whose_checkpoints_arrive_late_keeps_what_one_on_its_way_may_name(tmp_path):
     plain = BestStore(Location.parse(tmp_path / "plain"))
     plain.needs(1, weights(1.0)), plain.needs(3, weights(3.0))
     assert best_files(tmp_path / "plain") == ["epoch_000003.safetensors"]
     trial = tmp_path / "ddp"  # rank 0 of a data-parallel trial: checkpoints arrive late
-    store = BestStore(Location.parse(trial), keep_previous=True)
+    store = BestStore(Location.parse(trial), late_checkpoints=True)
     assert store.needs(1, weights(1.0)) == store.needs(1, weights(9.0))  # written once
-    store.needs(3, weights(3.0))
-    assert best_files(trial) == ["epoch_000001.safetensors", "epoch_000003.safetensors"]
-    store.needs(5, weights(5.0))
-    assert best_files(trial) == ["epoch_000003.safetensors", "epoch_000005.safetensors"]
-    torch.testing.assert_close(store.load("best/epoch_000003.safetensors"), weights(3.0))
+    fake_checkpoint(trial, 0, None)  # epoch 1's checkpoint arrived: its best is its own model
+    # epochs 3, 5 and 7 improve; the checkpoints of epochs 4, 6 and 8 naming them are on
+    # their way (four epochs late), so nothing newer than epoch 1's best may go
+    for epoch in (3, 5, 7):
+        store.needs(epoch, weights(float(epoch)))
+    assert best_files(trial) == [f"epoch_00000{e}.safetensors" for e in (1, 3, 5, 7)]
+    shutil.rmtree(trial / "checkpoint_000000")  # Ray rotated it out once later ones arrived
+    fake_checkpoint(trial, 5, {"best/epoch_000005.safetensors": 1})  # epoch 6's arrived
+    store.needs(9, weights(9.0))  # older than epoch 6's best and named by none: they go
+    assert best_files(trial) == [f"epoch_00000{e}.safetensors" for e in (5, 7, 9)]
+    torch.testing.assert_close(store.load("best/epoch_000007.safetensors"), weights(7.0))
 
 
 def test_pruning_keeps_the_best_file_the_final_checkpoint_names_with_last_none_with_best(

@@ -17,10 +17,12 @@ the checkpoint's epoch, even when the trial had written newer ones before a cras
 other names). A file is deleted only when no checkpoint folder left on storage names it
 (:meth:`BestStore.save` looks after writing a new one), and only those can be restored, by
 Ray or by ``--resume``'s repair of a stale snapshot (:mod:`search.repair`, which also checks
-``needs``). A store made with ``keep_previous`` also keeps the file it wrote before the new one:
-a data-parallel trial's checkpoint reaches the trial's folder while its workers already train
-the next epochs (:mod:`trainables.pretrain_ddp`), so the checkpoint naming the previous file
-may not be there yet when the next one is written. Once the trial has ended, the run folder's
+``needs``). A store made with ``late_checkpoints`` also keeps every file that a checkpoint not
+yet on storage may name: a data-parallel trial's checkpoints reach the trial's folder while its
+workers already train the next epochs (:mod:`trainables.pretrain_ddp`). Checkpoints arrive in
+order, and each names the best as of its epoch, so one still on its way names a file no older
+than the newest best that an arrived checkpoint holds or names; only older files that no
+arrived checkpoint names are deleted. Once the trial has ended, the run folder's
 pruning (:mod:`search.pruning`) keeps what ``fault.keep`` asks for. Reads and writes go
 through :class:`core.storage.Location` on the filesystem Ray stores the trial on (local,
 ``s3://``). Example::
@@ -38,8 +40,9 @@ from collections.abc import Mapping
 import torch
 
 from core.errors import UserError
+from core.keys import EPOCH
 from core.storage import Location
-from trainables.report_file import REPORT_FILE, parse_needs
+from trainables.report_file import REPORT_FILE, parse_needs, parse_report
 
 BEST_DIR = "best"
 CHECKPOINT_GLOB = "checkpoint_*"  # Ray's checkpoint folders in a trial's folder
@@ -48,9 +51,9 @@ CHECKPOINT_GLOB = "checkpoint_*"  # Ray's checkpoint folders in a trial's folder
 class BestStore:
     """The ``best/`` folder of one trial; ``trial`` is the trial's folder on storage."""
 
-    def __init__(self, trial: Location, *, keep_previous: bool = False) -> None:
+    def __init__(self, trial: Location, *, late_checkpoints: bool = False) -> None:
         self.trial = trial
-        self.keep_previous = keep_previous
+        self.late_checkpoints = late_checkpoints
         self._stored: tuple[int, dict[str, int]] | None = None  # (best epoch, its `needs`)
 
     @classmethod
@@ -89,8 +92,7 @@ class BestStore:
         data = save(tensors, metadata={"epoch": str(epoch)})
         name = self.name(epoch)
         (self.trial / name).write_bytes(data)
-        previous = set(self._stored[1]) if self.keep_previous and self._stored else set()
-        self.forget_unneeded(keep={name} | previous)
+        self.forget_unneeded(keep={name})
         return {name: len(data)}
 
     def load(self, name: str) -> dict[str, torch.Tensor]:
@@ -105,19 +107,50 @@ class BestStore:
 
     def forget_unneeded(self, *, keep: set[str]) -> list[str]:
         """Delete the best files that neither ``keep`` nor a checkpoint folder of the trial
-        names; returns the names deleted. A folder without a complete report is an upload a
-        crash cut short: neither Ray (it never registered it) nor the repair restores it."""
-        needed = set(keep)
+        names (with ``late_checkpoints``: nor one on its way may name); returns the names
+        deleted. A folder without a complete report is an upload a crash cut short: neither
+        Ray (it never registered it) nor the repair restores it."""
+        needed, floor = set(keep), None  # floor: the newest best an arrived checkpoint has
         for folder in self.trial.glob(CHECKPOINT_GLOB):
             report = folder / REPORT_FILE
-            needed |= set((parse_needs(report.read_bytes()) if report.is_file() else None) or ())
+            named = _best_named(report.read_bytes()) if report.is_file() else None
+            if named is not None:
+                needed |= named[0]
+                if named[1] is not None:
+                    floor = named[1] if floor is None else max(floor, named[1])
         gone = []
         for path in (self.trial / BEST_DIR).glob("*.safetensors"):
             name = posixpath.join(BEST_DIR, path.name)
-            if name not in needed:
-                path.delete()
-                gone.append(name)
+            if name in needed or (self.late_checkpoints and _at_or_after(name, floor)):
+                continue
+            path.delete()
+            gone.append(name)
         return gone
+
+
+def _best_named(report: bytes) -> tuple[set[str], int | None] | None:
+    """A complete report's best files and the epoch of the best model its checkpoint has (the
+    file it names, else its own epoch; None when it does not say); None if incomplete."""
+    needs, parsed = parse_needs(report), parse_report(report)
+    if needs is None or parsed is None:
+        return None
+    if needs:
+        return set(needs), max(_epoch_of(n) for n in needs)
+    epoch = parsed[0].get(EPOCH)
+    return set(), epoch if isinstance(epoch, int) else None
+
+
+def _epoch_of(name: str) -> int:
+    """The epoch in a best file's name (``best/epoch_000007.safetensors``: 7; -1 if none)."""
+    stem = posixpath.basename(name).removesuffix(".safetensors")
+    digits = stem.removeprefix("epoch_")
+    return int(digits) if digits.isdigit() else -1
+
+
+def _at_or_after(name: str, floor: int | None) -> bool:
+    """Whether a checkpoint still on its way may name ``name``: no checkpoint has arrived
+    whose best is newer (None: none says what its best is, so any may)."""
+    return floor is None or _epoch_of(name) >= floor
 
 
 def restore_best(

@@ -187,9 +187,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     if rank == 0 and loop_config.get("queue"):  # the Tune trial removes the job's
         # reservation if Tune stops it early
         loop_config["queue"].put(("placement_group", ray.util.get_current_placement_group()))
-    # the checkpoint naming the best file written before reaches the trial's folder while
-    # the workers train on (see BestStore's keep_previous)
-    store = BestStore(loop_config["trial_dir"], keep_previous=True)
+    # rank 0's checkpoints reach the trial's folder while the workers train on
+    store = BestStore(loop_config["trial_dir"], late_checkpoints=True)
     trial = PretrainTrial(cfg, loop_config["data"], runtime, rank=rank, world=world, cpus=cpus,
                           best_store=store)  # fmt: skip
     start = loop_config["checkpoint"]
