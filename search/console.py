@@ -156,15 +156,20 @@ class Console(tune.Callback):
         """Keep Ray's trial list; trials that ended before a resume count for the best too
         (their last result is restored with them)."""
         self._trials = trials
-        for trial in trials:
-            name = trial_name(trial)
-            if name in self._state or name in self._seen_earlier:
-                continue
-            if getattr(trial, "status", None) in ("TERMINATED", "ERROR"):
-                self._seen_earlier.add(name)
+        for trial in self._ended_before():
+            if trial_name(trial) not in self._seen_earlier:
+                self._seen_earlier.add(trial_name(trial))
                 last = getattr(trial, "last_result", None) or {}
                 best = last.get(K.BEST_VAL_IOU) if self.metric == R.VAL_IOU else None
                 self._consider(trial, _finite(last.get(self.metric) if best is None else best))
+
+    def _ended_before(self) -> list[Any]:
+        """The trials Ray lists as ended that this console did not see end (a resume's)."""
+        return [
+            t for t in self._trials
+            if getattr(t, "status", None) in ("TERMINATED", "ERROR")
+            and trial_name(t) not in self._ended
+        ]  # fmt: skip
 
     def _consider(self, trial: Any, value: float | None) -> None:
         if value is not None and (self._best is None or self.sign * (value - self._best.value) > 0):
@@ -191,11 +196,6 @@ class Console(tune.Callback):
         for status in self._ended.values():
             counts[status] = counts.get(status, 0) + 1
         live = [t for t in self._trials if getattr(t, "status", None) == "RUNNING"]
-        earlier = sum(
-            1 for t in self._trials
-            if getattr(t, "status", None) in ("TERMINATED", "ERROR")
-            and trial_name(t) not in self._ended
-        )  # fmt: skip
         running = {trial_name(t): self._epochs.get(trial_name(t), (0, None)) for t in live}
         return Snapshot(
             metric=self.metric,
@@ -207,7 +207,7 @@ class Console(tune.Callback):
             elapsed_s=time.monotonic() - self._start,
             best=self._best,
             failures=tuple(self._failures),
-            earlier=earlier,
+            earlier=len(self._ended_before()),
         )
 
     def _stream(self) -> TextIO:

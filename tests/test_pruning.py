@@ -179,10 +179,10 @@ def test_real_segmentation_sweep_keeps_weights_and_predictions_for_the_report(ra
     assert files == {f"{final}/{n}" for n in (ckpt.MODEL_FILE, "config.json", "report.json",
                                               "predictions/test/test_000.png",
                                               "predictions/test/test_001.png")}  # fmt: skip
+    from tests.test_best_store import final_model
     from trainables.models import create_model
 
     model = create_model(decoder="Unet", encoder="resnet18", num_classes=3, init="none")
-    weights = ckpt.read_model((run / row[R.CHECKPOINT] / ckpt.MODEL_FILE).read_bytes(), source=run)
-    model.load_state_dict(weights)  # loads into the architecture of its config
+    model.load_state_dict(final_model(run, row[R.CHECKPOINT]))  # its config's architecture
     out = build_report([str(run)], by=["init"], out=tmp_path / "report")
     assert any(f.startswith("accuracy_") for f in os.listdir(out / "figures"))
